@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/callsignhq/callsign"
+	"github.com/callsignhq/callsign/httpapi"
+	"github.com/callsignhq/callsign/keyring"
+	"github.com/callsignhq/callsign/sqlite"
+	"github.com/spf13/cobra"
+)
+
+type serveFlags struct {
+	addr, data, store, issuer, logFormat string
+	rateApp, rateIP                      float64
+	rotateEvery                          time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the callsign server (token service and admin API) on the embedded store",
+		Long: `Run the callsign server.
+
+By default the data lives in an embedded store in --data (created if
+missing; nothing to install). The key that encrypts access-token signing
+keys is --data/master.key (or $CALLSIGN_MASTER_KEY); keep it with backups
+but apart from database copies.
+
+Stop with SIGINT or SIGTERM: in-flight requests finish first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on (HOST:PORT)")
+	fl.StringVar(&f.data, "data", "./callsign-data", "data directory of the embedded store")
+	fl.StringVar(&f.store, "store", "", "external store URL (reserved; only the embedded store exists in this release)")
+	fl.StringVar(&f.issuer, "issuer", "", `"iss" of minted access tokens (default "http://" + --addr)`)
+	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fl.Float64Var(&f.rateApp, "upgrade-rate-app", 0, "token upgrades per second per app (0: default 50; negative: unlimited)")
+	fl.Float64Var(&f.rateIP, "upgrade-rate-ip", 0, "token upgrades per second per client IP (0: default 10; negative: unlimited)")
+	fl.DurationVar(&f.rotateEvery, "rotate-keys-every", keyring.DefaultRotateEvery, "age at which the access-token signing key is replaced")
+	return cmd
+}
+
+// openStore opens the store named by storeURL, or the embedded one in dir.
+func openStore(ctx context.Context, storeURL, dir string) (callsign.Store, error) {
+	if storeURL == "" {
+		return sqlite.Open(ctx, dir)
+	}
+	u, err := url.Parse(storeURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("--store %q is not a URL such as postgres://host/db", redactURL(storeURL))
+	}
+	switch u.Scheme {
+	case "postgres", "postgresql":
+		return nil, fmt.Errorf("--store %s://: the PostgreSQL engine is not in this release yet; omit --store to use the embedded store", u.Scheme)
+	}
+	return nil, fmt.Errorf("--store: unknown engine %q; omit --store to use the embedded store in --data", u.Scheme)
+}
+
+// redactURL drops anything after the scheme, which may hold a password.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		return u.Scheme + "://..."
+	}
+	return "(unparsable)"
+}
+
+func newLogger(format string) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be json or text, not %q", format)
+}
+
+func openRing(store callsign.Store, dir string, rotateEvery time.Duration) (*keyring.Ring, error) {
+	kek, err := keyring.LoadKEK(filepath.Join(dir, keyring.KEKFileName), os.Getenv(keyring.KEKEnv))
+	if err != nil {
+		return nil, err
+	}
+	return keyring.New(store, kek, keyring.Options{RotateEvery: rotateEvery})
+}
+
+func serve(ctx context.Context, f *serveFlags) error {
+	log, err := newLogger(f.logFormat)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store, err := openStore(ctx, f.store, f.data)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ring, err := openRing(store, f.data, f.rotateEvery)
+	if err != nil {
+		return err
+	}
+	if _, err := ring.Signer(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	issuer := f.issuer
+	if issuer == "" {
+		issuer = "http://" + f.addr
+	}
+	api, err := httpapi.New(httpapi.Config{Store: store, Keys: ring, Issuer: issuer, Logger: log,
+		UpgradeRatePerApp: f.rateApp, UpgradeRatePerIP: f.rateIP})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("callsign serving", "addr", ln.Addr().String(), "data", f.data, "issuer", issuer)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

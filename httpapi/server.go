@@ -1,0 +1,365 @@
+// Package httpapi is the callsign server's HTTP API: the token upgrade, the
+// JWKS, the admin API for apps, secrets, admin tokens and signing keys, and
+// health. It is the only place where an error code becomes an HTTP status.
+//
+// Every error answer has one shape:
+//
+//	{"error": {"code": "<stable_snake_case>", "message": "<human sentence>"}}
+//
+// Every response carries X-Request-Id (the caller's, when it is sane, else a
+// new one) and every log line of the request carries it as request_id.
+// Tokens and secrets are never logged.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callsignhq/callsign"
+	"github.com/callsignhq/callsign/internal/strictjson"
+	"github.com/callsignhq/callsign/keyring"
+	"github.com/callsignhq/callsign/ratelimit"
+)
+
+// Limits on request bodies.
+const (
+	MaxUpgradeBody = 16 << 10
+	MaxAdminBody   = 64 << 10
+)
+
+// Config configures a Server. Store and Keys are required.
+type Config struct {
+	Store callsign.Store
+	Keys  *keyring.Ring
+	// Issuer is the iss of minted access tokens, normally the server's
+	// public base URL. Default "callsign".
+	Issuer string
+	// Logger receives structured logs; slog.Default() if nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+	// UpgradeRatePerApp and UpgradeRatePerIP are the upgrades allowed per
+	// second per app and per client IP, with bursts of 2 seconds' worth.
+	// Zero selects the defaults (50 per app, 10 per IP); negative disables.
+	UpgradeRatePerApp float64
+	UpgradeRatePerIP  float64
+}
+
+// Server serves the callsign API.
+type Server struct {
+	store  callsign.Store
+	keys   *keyring.Ring
+	issuer string
+	log    *slog.Logger
+	now    func() time.Time
+	perApp *ratelimit.Limiter
+	perIP  *ratelimit.Limiter
+	mux    *http.ServeMux
+}
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("httpapi: Config.Store and Config.Keys are required")
+	}
+	s := &Server{store: cfg.Store, keys: cfg.Keys, issuer: cfg.Issuer, log: cfg.Logger, now: cfg.Now}
+	if s.issuer == "" {
+		s.issuer = "callsign"
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.perApp = newLimiter(cfg.UpgradeRatePerApp, 50)
+	s.perIP = newLimiter(cfg.UpgradeRatePerIP, 10)
+	s.routes()
+	return s, nil
+}
+
+func newLimiter(rate, def float64) *ratelimit.Limiter {
+	if rate == 0 {
+		rate = def
+	}
+	return ratelimit.New(rate, int(max(1, 2*rate)), 0)
+}
+
+// Issuer returns the iss the server puts in access tokens.
+func (s *Server) Issuer() string { return s.issuer }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	m.HandleFunc("POST /v2/tokens/upgrade", s.upgrade)
+	m.HandleFunc("OPTIONS /v2/tokens/upgrade", s.preflight)
+
+	m.Handle("POST /v2/apps", s.admin(s.createApp))
+	m.Handle("GET /v2/apps", s.admin(s.listApps))
+	m.Handle("GET /v2/apps/{id}", s.admin(s.getApp))
+	m.Handle("PATCH /v2/apps/{id}", s.admin(s.updateApp))
+	m.Handle("DELETE /v2/apps/{id}", s.admin(s.revokeApp))
+	m.Handle("POST /v2/apps/{id}/secrets", s.admin(s.createSecret))
+	m.Handle("GET /v2/apps/{id}/secrets", s.admin(s.listSecrets))
+	m.Handle("DELETE /v2/apps/{id}/secrets/{secret_id}", s.admin(s.revokeSecret))
+	m.Handle("POST /v2/admin/tokens", s.admin(s.createAdminToken))
+	m.Handle("GET /v2/admin/tokens", s.admin(s.listAdminTokens))
+	m.Handle("DELETE /v2/admin/tokens/{id}", s.admin(s.revokeAdminToken))
+	m.Handle("GET /v2/keys", s.admin(s.listKeys))
+	m.Handle("POST /v2/keys/rotate", s.admin(s.rotateKeys))
+	s.mux = m
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	id := r.Header.Get("X-Request-Id")
+	if !saneRequestID(id) || len(r.Header.Values("X-Request-Id")) > 1 {
+		id = callsign.RandomID("", 22)
+	}
+	w.Header().Set("X-Request-Id", id)
+	log := s.log.With("request_id", id)
+	r = r.WithContext(context.WithValue(r.Context(), logKey{}, log))
+	rw := &statusWriter{ResponseWriter: w}
+
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			log.Error("panic serving request", "panic", fmt.Sprint(p))
+			if rw.status == 0 {
+				writeError(rw, r, callsign.Errorf(callsign.EInternal, "internal"))
+			}
+		}
+		log.Info("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rw.status,
+			"bytes", rw.bytes, "duration_ms", float64(s.now().Sub(start).Microseconds())/1000, "remote", clientIP(r))
+	}()
+
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// The mux's own 404 and 405 are plain text; answer in our shape.
+		probe := &statusWriter{ResponseWriter: discardWriter{h: http.Header{}}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			rw.Header().Set("Allow", probe.Header().Get("Allow"))
+			writeError(rw, r, callsign.Errorf(callsign.EMethodNotAllowed, "The method %s is not allowed on %s.", r.Method, r.URL.Path))
+			return
+		}
+		writeError(rw, r, callsign.Errorf(callsign.ENotFound, "There is nothing at %s.", r.URL.Path))
+		return
+	}
+	// Handler does not set path values; ServeHTTP matches again and does.
+	s.mux.ServeHTTP(rw, r)
+}
+
+// saneRequestID accepts 1 to 128 bytes of [A-Za-z0-9._:-], enough for UUIDs,
+// ULIDs and trace ids, and nothing that could forge a log line.
+func saneRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// redactPath hides anything in a logged path that looks like a secret or
+// admin token, in case a client put one there by mistake.
+func redactPath(p string) string {
+	for _, pre := range []string{callsign.TokenSecret.Prefix(), callsign.TokenAdmin.Prefix()} {
+		for {
+			i := strings.Index(p, pre)
+			if i < 0 {
+				break
+			}
+			j := i + len(pre)
+			for j < len(p) && p[j] != '/' {
+				j++
+			}
+			p = p[:i] + "[redacted]" + p[j:]
+		}
+	}
+	return p
+}
+
+type logKey struct{}
+
+// logger returns the request's logger (with its request_id).
+func (s *Server) logger(r *http.Request) *slog.Logger {
+	if l, ok := r.Context().Value(logKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return s.log
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.h }
+func (d discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d discardWriter) WriteHeader(int)             {}
+
+// statusOf is the one map from error codes to HTTP statuses.
+func statusOf(code string) int {
+	switch code {
+	case callsign.ENotFound:
+		return http.StatusNotFound
+	case callsign.EInvalid, callsign.EInvalidUserID, callsign.EMissingField, callsign.EUnknownField,
+		callsign.EDuplicateField, callsign.EInvalidJSON, callsign.ETrailingData:
+		return http.StatusBadRequest
+	case callsign.EUnauthorized, callsign.EMalformedToken, callsign.EBadChecksum, callsign.EWrongTokenKind, callsign.ERevoked:
+		return http.StatusUnauthorized
+	case callsign.EForbidden, callsign.EAppMismatch, callsign.EOriginNotAllowed:
+		return http.StatusForbidden
+	case callsign.EBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case callsign.EUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case callsign.ERateLimited:
+		return http.StatusTooManyRequests
+	case callsign.EMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case callsign.EConflict:
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// writeError answers err in the API's error shape. Internal errors are
+// logged with their detail and answered with a generic message.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := callsign.ErrorCode(err)
+	var b errorBody
+	b.Error.Code = code
+	b.Error.Message = callsign.ErrorMessage(err)
+	status := statusOf(code)
+	if l, ok := r.Context().Value(logKey{}).(*slog.Logger); ok {
+		if status >= 500 {
+			l.Error("request failed", "error", err.Error())
+		} else {
+			l.Info("request refused", "code", code)
+		}
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="callsign"`)
+	}
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	writeBody(w, v)
+}
+
+func writeBody(w http.ResponseWriter, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// readJSON checks the content type, reads at most limit bytes of body and
+// decodes it strictly into v.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return callsign.Errorf(callsign.EUnsupportedMedia, "The request body must be JSON, sent with Content-Type: application/json.")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return callsign.Errorf(callsign.EBodyTooLarge, "The request body is larger than %d bytes.", limit)
+		}
+		return callsign.Errorf(callsign.EInvalid, "The request body could not be read.")
+	}
+	return strictjson.Unmarshal(body, v)
+}
+
+// bearer returns the token of the request's single Authorization: Bearer
+// header, "" with ok true when there is none.
+func bearer(r *http.Request) (token string, present bool, err error) {
+	vals := r.Header.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", false, nil
+	case 1:
+	default:
+		return "", true, callsign.Errorf(callsign.EMalformedToken, "The request has more than one Authorization header.")
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", true, callsign.Errorf(callsign.EMalformedToken, "The Authorization header must be \"Bearer <token>\".")
+	}
+	return tok, true, nil
+}
+
+// clientIP is the peer address of the connection. X-Forwarded-For is not
+// trusted: behind a proxy, every client shares the proxy's limit.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.keys.Signer(r.Context()); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
