@@ -5,6 +5,8 @@
 //
 // Errors are *callsign.Error with codes EInvalidJSON, EUnknownField,
 // EDuplicateField, ETrailingData or EInvalid (a value of the wrong type).
+// A body that is not valid UTF-8 is EInvalidJSON. Escaped lone surrogates
+// ("\ud800") still decode to U+FFFD, as encoding/json does.
 package strictjson
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/callsignhq/callsign"
 )
@@ -22,6 +25,11 @@ const MaxDepth = 32
 
 // Unmarshal decodes data into v strictly.
 func Unmarshal(data []byte, v any) error {
+	// encoding/json would silently turn invalid UTF-8 into U+FFFD, so that
+	// the value we act on is not the one that was sent.
+	if !utf8.Valid(data) {
+		return callsign.Errorf(callsign.EInvalidJSON, "The request body is not valid UTF-8.")
+	}
 	if err := checkDuplicates(data); err != nil {
 		return err
 	}
