@@ -179,23 +179,20 @@ func saneRequestID(s string) bool {
 	return true
 }
 
-// redactPath hides anything in a logged path that looks like a secret or
-// admin token, in case a client put one there by mistake.
+// redactPath hides every path segment that could be a credential put there
+// by mistake: a callsign token (cs_...), a JWT (eyJ...) or anything long.
+// Resource ids (app_..., sec_...) are short and stay readable.
 func redactPath(p string) string {
-	for _, pre := range []string{callsign.TokenSecret.Prefix(), callsign.TokenAdmin.Prefix()} {
-		for {
-			i := strings.Index(p, pre)
-			if i < 0 {
-				break
-			}
-			j := i + len(pre)
-			for j < len(p) && p[j] != '/' {
-				j++
-			}
-			p = p[:i] + "[redacted]" + p[j:]
+	if !strings.Contains(p, "cs_") && !strings.Contains(p, "eyJ") && len(p) <= 64 {
+		return p // the common case: nothing to scan
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, "cs_") || strings.HasPrefix(seg, "eyJ") || len(seg) > 48 {
+			segs[i] = "[redacted]"
 		}
 	}
-	return p
+	return strings.Join(segs, "/")
 }
 
 type logKey struct{}

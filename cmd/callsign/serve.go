@@ -47,7 +47,7 @@ Stop with SIGINT or SIGTERM: in-flight requests finish first.`,
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on (HOST:PORT)")
 	fl.StringVar(&f.data, "data", "./callsign-data", "data directory of the embedded store")
 	fl.StringVar(&f.store, "store", "", "external store URL (reserved; only the embedded store exists in this release)")
-	fl.StringVar(&f.issuer, "issuer", "", `"iss" of minted access tokens (default "http://" + --addr)`)
+	fl.StringVar(&f.issuer, "issuer", "", `"iss" of minted access tokens, normally the public base URL (default "http://" + the listening address)`)
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.Float64Var(&f.rateApp, "upgrade-rate-app", 0, "token upgrades per second per app (0: default 50; negative: unlimited)")
 	fl.Float64Var(&f.rateIP, "upgrade-rate-ip", 0, "token upgrades per second per client IP (0: default 10; negative: unlimited)")
@@ -123,7 +123,7 @@ func serve(ctx context.Context, f *serveFlags) error {
 	}
 	issuer := f.issuer
 	if issuer == "" {
-		issuer = "http://" + f.addr
+		issuer = defaultIssuer(ln.Addr())
 	}
 	api, err := httpapi.New(httpapi.Config{Store: store, Keys: ring, Issuer: issuer, Logger: log,
 		UpgradeRatePerApp: f.rateApp, UpgradeRatePerIP: f.rateIP})
@@ -155,4 +155,18 @@ func serve(ctx context.Context, f *serveFlags) error {
 		return err
 	}
 	return nil
+}
+
+// defaultIssuer is http://HOST:PORT of the listener, with 127.0.0.1 for an
+// unspecified host (":8080", "0.0.0.0:8080"), so that it is a URL a local
+// client can use. Behind a proxy or on a public name, set --issuer.
+func defaultIssuer(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
