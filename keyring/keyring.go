@@ -121,6 +121,9 @@ type Ring struct {
 // New returns a Ring over store whose private keys are sealed with kek (32
 // bytes).
 func New(store callsign.KeyStore, kek []byte, opts Options) (*Ring, error) {
+	if len(kek) != 32 {
+		return nil, fmt.Errorf("keyring: the key-encryption key must be 32 bytes (AES-256), not %d", len(kek))
+	}
 	block, err := aes.NewCipher(kek)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: key-encryption key: %w", err)
@@ -193,8 +196,13 @@ func (r *Ring) Signer(ctx context.Context) (*callsign.SigningKey, error) {
 	if err := r.load(ctx, false); err != nil {
 		return nil, err
 	}
-	if len(r.keys) > 0 && r.keys[0].RetiredAt == nil && r.opts.Now().Sub(r.keys[0].CreatedAt) < r.opts.RotateEvery {
-		return r.keys[0], nil
+	// The live key is the one not retired, which is not always keys[0]:
+	// keys are ordered by creation time, and a clock that stood still or
+	// stepped back between two rotations puts the new key after older ones.
+	for _, k := range r.keys {
+		if k.RetiredAt == nil && r.opts.Now().Sub(k.CreatedAt) < r.opts.RotateEvery {
+			return k, nil
+		}
 	}
 	return r.rotate(ctx)
 }

@@ -55,7 +55,7 @@ func (db *DB) AdminTokens(ctx context.Context) ([]*callsign.AdminToken, error) {
 
 // AdminTokenByHash implements callsign.AdminStore.
 func (db *DB) AdminTokenByHash(ctx context.Context, h callsign.TokenHash) (*callsign.AdminToken, error) {
-	t, err := scanAdmin(db.r.QueryRowContext(ctx, "SELECT "+adminColumns+" FROM admin_tokens WHERE hash = ?", h[:]))
+	t, err := scanAdmin(db.adminByHash.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("admin token")
 	}

@@ -63,13 +63,15 @@ func (db *DB) loadOrigins(ctx context.Context, apps ...*callsign.App) error {
 	for _, a := range apps {
 		byID[a.ID] = a
 	}
-	q := "SELECT app_id, origin FROM app_origins"
-	var args []any
+	var (
+		rows *sql.Rows
+		err  error
+	)
 	if len(apps) == 1 {
-		q += " WHERE app_id = ?"
-		args = append(args, apps[0].ID)
+		rows, err = db.originsOfApp.QueryContext(ctx, apps[0].ID)
+	} else {
+		rows, err = db.r.QueryContext(ctx, "SELECT app_id, origin FROM app_origins ORDER BY app_id, origin")
 	}
-	rows, err := db.r.QueryContext(ctx, q+" ORDER BY app_id, origin", args...)
 	if err != nil {
 		return err
 	}
@@ -86,8 +88,8 @@ func (db *DB) loadOrigins(ctx context.Context, apps ...*callsign.App) error {
 	return rows.Err()
 }
 
-func (db *DB) oneApp(ctx context.Context, where string, arg any) (*callsign.App, error) {
-	a, err := scanApp(db.r.QueryRowContext(ctx, "SELECT "+appColumns+" FROM apps WHERE "+where, arg))
+func (db *DB) oneApp(ctx context.Context, st *sql.Stmt, arg any) (*callsign.App, error) {
+	a, err := scanApp(st.QueryRowContext(ctx, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("app")
 	}
@@ -99,12 +101,12 @@ func (db *DB) oneApp(ctx context.Context, where string, arg any) (*callsign.App,
 
 // App implements callsign.AppStore.
 func (db *DB) App(ctx context.Context, id string) (*callsign.App, error) {
-	return db.oneApp(ctx, "id = ?", id)
+	return db.oneApp(ctx, db.appByID, id)
 }
 
 // AppByPublicToken implements callsign.AppStore.
 func (db *DB) AppByPublicToken(ctx context.Context, token string) (*callsign.App, error) {
-	return db.oneApp(ctx, "public_token = ?", token)
+	return db.oneApp(ctx, db.appByPublic, token)
 }
 
 // Apps implements callsign.AppStore.
@@ -254,7 +256,7 @@ func (db *DB) Secrets(ctx context.Context, appID string) ([]*callsign.Secret, er
 
 // SecretByHash implements callsign.AppStore.
 func (db *DB) SecretByHash(ctx context.Context, h callsign.TokenHash) (*callsign.Secret, error) {
-	s, err := scanSecret(db.r.QueryRowContext(ctx, "SELECT "+secretColumns+" FROM secrets WHERE hash = ?", h[:]))
+	s, err := scanSecret(db.secretByHash.QueryRowContext(ctx, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("secret")
 	}

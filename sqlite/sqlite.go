@@ -58,6 +58,8 @@ const FileName = "callsign.db"
 type DB struct {
 	w, r *sql.DB
 	path string
+	// Prepared once: the lookups on the request path.
+	secretByHash, adminByHash, appByID, appByPublic, originsOfApp *sql.Stmt
 }
 
 var _ callsign.Store = (*DB)(nil)
@@ -107,12 +109,42 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+func (db *DB) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		q    string
+	}{
+		{&db.secretByHash, "SELECT " + secretColumns + " FROM secrets WHERE hash = ?"},
+		{&db.adminByHash, "SELECT " + adminColumns + " FROM admin_tokens WHERE hash = ?"},
+		{&db.appByID, "SELECT " + appColumns + " FROM apps WHERE id = ?"},
+		{&db.appByPublic, "SELECT " + appColumns + " FROM apps WHERE public_token = ?"},
+		{&db.originsOfApp, "SELECT app_id, origin FROM app_origins WHERE app_id = ? ORDER BY origin"},
+	} {
+		st, err := db.r.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.stmt = st
+	}
+	return nil
 }
 
 // Close closes both connection pools.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	var errs []error
+	for _, st := range []*sql.Stmt{db.secretByHash, db.adminByHash, db.appByID, db.appByPublic, db.originsOfApp} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, db.r.Close(), db.w.Close())...)
 }
 
 // migrate applies, in one transaction each, the embedded migrations newer

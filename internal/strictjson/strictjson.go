@@ -1,7 +1,13 @@
 // Package strictjson decodes JSON request bodies strictly: one value, no
 // unknown fields, no duplicate members, no trailing data. encoding/json
 // accepts duplicate members (the last one wins), which lets two parsers of
-// the same document disagree; we refuse them instead.
+// the same document disagree; we refuse them instead. As encoding/json
+// matches member names to struct fields case-insensitively, names that
+// differ only in case ("user_id", "USER_ID") count as duplicates too, and
+// the members of the top-level object must match the target struct's field
+// names exactly ("USER_ID" alone is an unknown field, not user_id). Nested
+// objects are matched as encoding/json does; callsign's request bodies are
+// flat. The body must be a JSON object.
 //
 // Errors are *callsign.Error with codes EInvalidJSON, EUnknownField,
 // EDuplicateField, ETrailingData or EInvalid (a value of the wrong type).
@@ -14,7 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/callsignhq/callsign"
@@ -30,8 +38,21 @@ func Unmarshal(data []byte, v any) error {
 	if !utf8.Valid(data) {
 		return callsign.Errorf(callsign.EInvalidJSON, "The request body is not valid UTF-8.")
 	}
-	if err := checkDuplicates(data); err != nil {
+	if first := firstByte(data); first != '{' && first != 0 {
+		return callsign.Errorf(callsign.EInvalidJSON, "The request body must be a JSON object.")
+	}
+	top, err := checkDuplicates(data)
+	if err != nil {
 		return err
+	}
+	// encoding/json matches member names to fields ignoring case; we want
+	// "user_id" to mean user_id and "USER_ID" to be an unknown field.
+	if names := fieldNames(v); names != nil {
+		for _, k := range top {
+			if _, ok := names[k]; !ok {
+				return callsign.Errorf(callsign.EUnknownField, "The request body has the unknown field %q (field names are case-sensitive).", k)
+			}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -42,6 +63,43 @@ func Unmarshal(data []byte, v any) error {
 		return callsign.Errorf(callsign.ETrailingData, "The request body has data after its JSON value.")
 	}
 	return nil
+}
+
+func firstByte(data []byte) byte {
+	for _, c := range data {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+// fieldNames returns the JSON member names of the struct v points to, or
+// nil when v is not a pointer to a struct.
+func fieldNames(v any) map[string]struct{} {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	t = t.Elem()
+	names := make(map[string]struct{}, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = struct{}{}
+	}
+	return names
 }
 
 func translate(err error) error {
@@ -60,7 +118,7 @@ func translate(err error) error {
 		if typ.Field == "" {
 			return callsign.Errorf(callsign.EInvalidJSON, "The request body must be a JSON object.")
 		}
-		return callsign.Errorf(callsign.EInvalid, "The field %q must be a %s.", typ.Field, jsonKind(typ.Type.Kind().String()))
+		return callsign.Errorf(callsign.EInvalid, "The field %q must be %s.", typ.Field, jsonKind(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return callsign.Errorf(callsign.EUnknownField, "The request body has the unknown field %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
@@ -70,21 +128,21 @@ func translate(err error) error {
 func jsonKind(goKind string) string {
 	switch goKind {
 	case "string":
-		return "string"
+		return "a string"
 	case "slice", "array":
-		return "array"
+		return "an array"
 	case "bool":
-		return "boolean"
+		return "a boolean"
 	case "struct", "map":
-		return "object"
+		return "an object"
 	}
-	return "number"
+	return "a number"
 }
 
 // checkDuplicates walks data's tokens and refuses an object with the same
 // member name twice, and nesting deeper than MaxDepth. Syntax errors are
 // left for the decoding pass to report.
-func checkDuplicates(data []byte) error {
+func checkDuplicates(data []byte) (topKeys []string, err error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	type frame struct {
@@ -95,7 +153,7 @@ func checkDuplicates(data []byte) error {
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil // io.EOF or a syntax error the second pass reports
+			return topKeys, nil // io.EOF or a syntax error the second pass reports
 		}
 		var top *frame
 		if len(stack) > 0 {
@@ -109,7 +167,7 @@ func checkDuplicates(data []byte) error {
 					top.wantKey = true
 				}
 				if len(stack) >= MaxDepth {
-					return callsign.Errorf(callsign.EInvalidJSON, "The request body nests deeper than %d levels.", MaxDepth)
+					return nil, callsign.Errorf(callsign.EInvalidJSON, "The request body nests deeper than %d levels.", MaxDepth)
 				}
 				f := &frame{}
 				if t == '{' {
@@ -122,10 +180,14 @@ func checkDuplicates(data []byte) error {
 			}
 		case string:
 			if top != nil && top.keys != nil && top.wantKey {
-				if _, dup := top.keys[t]; dup {
-					return callsign.Errorf(callsign.EDuplicateField, "The request body has the field %q more than once.", t)
+				k := foldName(t)
+				if _, dup := top.keys[k]; dup {
+					return nil, callsign.Errorf(callsign.EDuplicateField, "The request body has the field %q more than once.", t)
 				}
-				top.keys[t] = struct{}{}
+				if len(stack) == 1 {
+					topKeys = append(topKeys, t)
+				}
+				top.keys[k] = struct{}{}
 				top.wantKey = false
 				continue
 			}
@@ -138,4 +200,19 @@ func checkDuplicates(data []byte) error {
 			}
 		}
 	}
+}
+
+// foldName returns name with every rune replaced by the smallest rune of its
+// case-folding set, as encoding/json does before matching a member name to a
+// struct field: names with equal folds set the same field.
+func foldName(name string) string {
+	return strings.Map(func(r rune) rune {
+		for {
+			f := unicode.SimpleFold(r)
+			if f <= r {
+				return f
+			}
+			r = f
+		}
+	}, name)
 }
