@@ -125,7 +125,7 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	id := r.Header.Get("X-Request-Id")
-	if !saneRequestID(id) || len(r.Header.Values("X-Request-Id")) > 1 {
+	if !callsign.ValidRequestID(id) || len(r.Header.Values("X-Request-Id")) > 1 {
 		id = callsign.RandomID("", 22)
 	}
 	w.Header().Set("X-Request-Id", id)
@@ -162,21 +162,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Handler does not set path values; ServeHTTP matches again and does.
 	s.mux.ServeHTTP(rw, r)
-}
-
-// saneRequestID accepts 1 to 128 bytes of [A-Za-z0-9._:-], enough for UUIDs,
-// ULIDs and trace ids, and nothing that could forge a log line.
-func saneRequestID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
 }
 
 // redactPath hides every path segment that could be a credential put there
