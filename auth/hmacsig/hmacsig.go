@@ -306,6 +306,10 @@ func StringToSign(r *http.Request, timestamp string, sortedHeaders []string) (st
 	return b.String(), nil
 }
 
+// Signature returns the signature of a string to sign: the padded standard
+// base64 of HMAC-SHA256(secret, stringToSign).
+func Signature(secret []byte, stringToSign string) string { return sign(secret, stringToSign) }
+
 // sign returns the padded standard base64 of HMAC-SHA256(secret, s).
 func sign(secret []byte, s string) string {
 	m := hmac.New(sha256.New, secret)
