@@ -3,6 +3,8 @@ package callsign
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -106,4 +108,22 @@ func ValidRequestID(s string) bool {
 		}
 	}
 	return true
+}
+
+// requestIDs makes request ids: a random per-process prefix and a counter.
+// Request ids must be unique, not secret, and this costs no system call.
+var requestIDs = struct {
+	prefix string
+	n      atomic.Uint64
+}{prefix: RandomID("", 12)}
+
+// NewRequestID returns a new request id, unique across processes with
+// overwhelming probability: 12 random base62 characters fixed at start, a
+// dash, and a base-36 counter.
+func NewRequestID() string {
+	var buf [12 + 1 + 13]byte
+	b := append(buf[:0], requestIDs.prefix...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, requestIDs.n.Add(1), 36)
+	return string(b)
 }

@@ -149,6 +149,9 @@ func New(opts Options) (*Middleware, error) {
 	if opts.ClientUserIDHeader == "" {
 		opts.ClientUserIDHeader = DefaultClientUserIDHeader
 	}
+	if opts.ClientUserIDHeader != "-" {
+		opts.ClientUserIDHeader = http.CanonicalHeaderKey(opts.ClientUserIDHeader)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -195,11 +198,15 @@ func (m *Middleware) allowed(s callsign.Scheme) bool {
 // Handler returns next behind authentication.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqID := r.Header.Get("X-Request-Id")
-		if !callsign.ValidRequestID(reqID) || len(r.Header.Values("X-Request-Id")) > 1 {
-			reqID = callsign.RandomID("", 22)
+		// Header keys below are already canonical: indexing the map
+		// directly skips canonicalisation on every request.
+		var reqID string
+		if ids := r.Header["X-Request-Id"]; len(ids) == 1 && callsign.ValidRequestID(ids[0]) {
+			reqID = ids[0]
+		} else {
+			reqID = callsign.NewRequestID()
 		}
-		w.Header().Set("X-Request-Id", reqID)
+		w.Header()["X-Request-Id"] = []string{reqID}
 
 		p, err := m.authenticate(r)
 		if err == nil && len(m.opts.RequireScopes) > 0 && !p.Anonymous() && !grants(p.Scopes, m.opts.RequireScopes) {
@@ -224,7 +231,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 			}
 		}
 		if m.opts.ClientUserIDHeader != "-" {
-			if cu := r.Header.Values(m.opts.ClientUserIDHeader); len(cu) > 0 {
+			if cu := r.Header[m.opts.ClientUserIDHeader]; len(cu) > 0 {
 				if len(cu) > 1 || !validUserID(cu[0]) {
 					writeError(w, http.StatusBadRequest, "invalid_client_user_id",
 						"The "+m.opts.ClientUserIDHeader+" header must be one value of 1 to 256 bytes of UTF-8 without control characters.")
@@ -245,7 +252,7 @@ var errInsufficientScope = NewError(CodeInsufficientScope, "auth: the credential
 
 // authenticate picks the scheme by what r carries and runs it.
 func (m *Middleware) authenticate(r *http.Request) (*callsign.Principal, error) {
-	if len(r.Header.Values("Authorization")) > 1 {
+	if len(r.Header["Authorization"]) > 1 {
 		return nil, NewError(CodeAmbiguous, "auth: more than one Authorization header")
 	}
 	for _, a := range m.opts.Authenticators {
@@ -265,7 +272,7 @@ func (m *Middleware) authenticate(r *http.Request) (*callsign.Principal, error) 
 		}
 		return p, nil
 	}
-	if r.Header.Get("Authorization") != "" {
+	if len(r.Header["Authorization"]) > 0 && r.Header["Authorization"][0] != "" {
 		return nil, NewError(CodeMalformed, "auth: the Authorization header matches no accepted scheme")
 	}
 	if m.opts.Mode == Optional {
@@ -324,7 +331,11 @@ const MaxBearerLen = 8 << 10
 // BearerToken returns the token of r's single "Authorization: Bearer"
 // header. ok is false when there is none (or it is another scheme).
 func BearerToken(r *http.Request) (token string, ok bool) {
-	h := r.Header.Get("Authorization")
+	hs := r.Header["Authorization"]
+	if len(hs) == 0 {
+		return "", false
+	}
+	h := hs[0]
 	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
 		return "", false
 	}

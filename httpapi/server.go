@@ -126,7 +126,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	id := r.Header.Get("X-Request-Id")
 	if !callsign.ValidRequestID(id) || len(r.Header.Values("X-Request-Id")) > 1 {
-		id = callsign.RandomID("", 22)
+		id = callsign.NewRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
 	log := s.log.With("request_id", id)

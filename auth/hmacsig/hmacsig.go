@@ -63,6 +63,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -171,6 +173,7 @@ type Verifier struct {
 	o      Options
 	sorted []string // SignedHeaders, sorted as go-hmacauth sorts them
 	dummy  []byte
+	macs   macs
 }
 
 // New validates opts and returns a Verifier.
@@ -275,35 +278,37 @@ func (p Params) String() string {
 // that is missing, empty or repeated, and any value with CR or LF, since
 // either would make two different requests sign the same string.
 func StringToSign(r *http.Request, timestamp string, sortedHeaders []string) (string, error) {
+	b, err := appendStringToSign(nil, r, timestamp, sortedHeaders)
+	return string(b), err
+}
+
+func appendStringToSign(b []byte, r *http.Request, timestamp string, sortedHeaders []string) ([]byte, error) {
 	host := r.Host
 	if host == "" && r.URL != nil {
 		host = r.URL.Host
 	}
-	uri := r.URL.RequestURI()
-	var b strings.Builder
-	b.Grow(len(r.Method) + len(host) + len(uri) + len(timestamp) + 4 + 64*len(sortedHeaders))
-	for _, s := range [...]string{r.Method, host, uri, timestamp} {
+	for _, s := range [...]string{r.Method, host, r.URL.RequestURI(), timestamp} {
 		if strings.ContainsAny(s, "\r\n") {
-			return "", ErrLineBreak
+			return nil, ErrLineBreak
 		}
-		b.WriteString(s)
-		b.WriteByte('\n')
+		b = append(b, s...)
+		b = append(b, '\n')
 	}
 	for _, h := range sortedHeaders {
 		vals := r.Header.Values(h)
 		if len(vals) > 1 {
-			return "", fmt.Errorf("%w: %s", ErrHeaderRepeated, http.CanonicalHeaderKey(h))
+			return nil, fmt.Errorf("%w: %s", ErrHeaderRepeated, http.CanonicalHeaderKey(h))
 		}
 		if len(vals) == 0 || vals[0] == "" {
-			return "", fmt.Errorf("%w: %s", ErrHeaderMissing, http.CanonicalHeaderKey(h))
+			return nil, fmt.Errorf("%w: %s", ErrHeaderMissing, http.CanonicalHeaderKey(h))
 		}
 		if strings.ContainsAny(vals[0], "\r\n") {
-			return "", ErrLineBreak
+			return nil, ErrLineBreak
 		}
-		b.WriteString(vals[0])
-		b.WriteByte('\n')
+		b = append(b, vals[0]...)
+		b = append(b, '\n')
 	}
-	return b.String(), nil
+	return b, nil
 }
 
 // Signature returns the signature of a string to sign: the padded standard
@@ -318,11 +323,40 @@ func sign(secret []byte, s string) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
 }
 
+// macs keeps keyed HMAC states per secret for reuse: Reset returns an HMAC
+// to its keyed state, which saves the key schedule and the allocations of
+// hmac.New on every request. At most maxMACPools secrets are pooled; others
+// get a fresh HMAC each time.
+type macs struct {
+	pools sync.Map // string(secret) -> *sync.Pool of hash.Hash
+	n     atomic.Int32
+}
+
+const maxMACPools = 4096
+
+func (m *macs) get(secret []byte) (hash.Hash, func()) {
+	if p, ok := m.pools.Load(string(secret)); ok {
+		h := p.(*sync.Pool).Get().(hash.Hash)
+		return h, func() { h.Reset(); p.(*sync.Pool).Put(h) }
+	}
+	if m.n.Load() >= maxMACPools {
+		return hmac.New(sha256.New, secret), func() {}
+	}
+	key := string(secret)
+	p := &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(key)) }}
+	if _, loaded := m.pools.LoadOrStore(key, p); !loaded {
+		m.n.Add(1)
+	}
+	return m.get(secret)
+}
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // Verify checks r's signature and returns the verified API key. Cheap
 // checks (size, syntax, time window, host, headers) run before the key
 // lookup and the HMAC; the body digest and the replay store come last.
 func (v *Verifier) Verify(r *http.Request) (apiKey string, err error) {
-	h := r.Header.Values("Authorization")
+	h := r.Header["Authorization"]
 	if len(h) != 1 {
 		return "", ErrMalformed
 	}
@@ -345,7 +379,10 @@ func (v *Verifier) Verify(r *http.Request) (apiKey string, err error) {
 	if len(v.o.AllowedHosts) > 0 && !slices.ContainsFunc(v.o.AllowedHosts, func(a string) bool { return strings.EqualFold(a, r.Host) }) {
 		return p.APIKey, ErrHostNotAllowed
 	}
-	sts, err := StringToSign(r, p.Timestamp, v.sorted)
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	sts, err := appendStringToSign((*bp)[:0], r, p.Timestamp, v.sorted)
+	*bp = sts
 	if err != nil {
 		return p.APIKey, err
 	}
@@ -357,8 +394,15 @@ func (v *Verifier) Verify(r *http.Request) (apiKey string, err error) {
 	if unknown {
 		secret = v.dummy // same work as a known key, so timing tells nothing
 	}
-	want := sign(secret, sts)
-	match := subtle.ConstantTimeCompare([]byte(want), []byte(p.Signature)) == 1
+	mac, done := v.macs.get(secret)
+	mac.Write(sts)
+	var want, got [sha256.Size]byte
+	mac.Sum(want[:0])
+	done()
+	// Only the canonical encoding (44 characters, padded, zero trailing
+	// bits) decodes, so this equals go-hmacauth's string comparison.
+	n, derr := base64.StdEncoding.Strict().Decode(got[:], []byte(p.Signature))
+	match := len(p.Signature) == 44 && derr == nil && n == sha256.Size && hmac.Equal(want[:], got[:])
 	switch {
 	case unknown:
 		return p.APIKey, ErrUnknownKey
@@ -454,7 +498,11 @@ func (v *Verifier) Scheme() callsign.Scheme { return callsign.SchemeHMAC }
 // Detect implements auth.Authenticator: an Authorization header of
 // go-hmacauth's shape.
 func (v *Verifier) Detect(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
+	hs := r.Header["Authorization"]
+	if len(hs) == 0 {
+		return false
+	}
+	h := hs[0]
 	return strings.Contains(h, "APIKey=") && strings.Contains(h, "Signature=") && !strings.HasPrefix(h, "Bearer ")
 }
 
