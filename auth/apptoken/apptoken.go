@@ -9,8 +9,13 @@
 //
 // Verification is offline: it needs only the published keys. It accepts
 // EdDSA and nothing else whatever the token's header says, requires the
-// type, a known kid, the issuer, the audience and exp, and uses strict
-// base64 decoding.
+// type, a known kid, the issuer, the audience and exp, and refuses what
+// package auth/jwtbearer refuses around golang-jwt: non-canonical base64,
+// duplicate JSON members (case-insensitively in the claims, which decode
+// into a struct), crit, oversized tokens. Verifier checks against keys in
+// hand; Authenticator is the auth.Authenticator of an API that takes app
+// access tokens, with the server's JWK Set fetched and refreshed by
+// auth/jwks and verified tokens remembered by auth/tokencache.
 package apptoken
 
 import (
@@ -19,9 +24,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/callsignhq/callsign"
+	"github.com/callsignhq/callsign/auth"
+	"github.com/callsignhq/callsign/auth/internal/jws"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -76,13 +86,38 @@ func Mint(key *callsign.SigningKey, issuer, appID, userID string, now time.Time,
 	return s, exp, nil
 }
 
-// Errors returned by Verify, wrapped with details; test with errors.Is.
+// Errors returned by Verify and Authenticate, wrapped with details; test
+// with errors.Is, read the auth code with auth.Code. Every refusal of a
+// well-formed token with a known key also matches ErrInvalid; a token over
+// the size limit matches ErrTooLarge and ErrMalformed.
 var (
-	ErrMalformed  = errors.New("apptoken: malformed token")
-	ErrType       = errors.New("apptoken: not an app access token (wrong typ)")
-	ErrUnknownKey = errors.New("apptoken: unknown signing key")
-	ErrInvalid    = errors.New("apptoken: invalid token")
+	ErrMalformed  error = auth.NewError(auth.CodeMalformed, "apptoken: malformed token")
+	ErrType       error = auth.NewError(auth.CodeUnsupported, "apptoken: not an app access token (wrong typ)")
+	ErrUnknownKey error = auth.NewError(auth.CodeUnknownKey, "apptoken: unknown signing key")
+	ErrInvalid          = errors.New("apptoken: invalid token")
+
+	ErrTooLarge      error = auth.NewError(auth.CodeTooLarge, "apptoken: token over the size limit")
+	ErrAlgNotAllowed error = auth.NewError(auth.CodeAlgNotAllowed, "apptoken: algorithm not allowed (EdDSA only)")
+	ErrUnsupported   error = auth.NewError(auth.CodeUnsupported, "apptoken: unsupported token")
+	ErrBadSignature  error = auth.NewError(auth.CodeBadSignature, "apptoken: bad signature")
+	ErrExpired       error = auth.NewError(auth.CodeExpired, "apptoken: token expired")
+	ErrNotYetValid   error = auth.NewError(auth.CodeNotYetValid, "apptoken: token not valid yet")
+	ErrInvalidClaims error = auth.NewError(auth.CodeInvalidClaims, "apptoken: invalid claims")
 )
+
+// failure is a precise error that also matches a broader one (ErrInvalid,
+// ErrMalformed). The precise one comes first, so auth.Code reads its code.
+type failure struct {
+	precise, broad error
+	detail         string
+}
+
+func (f *failure) Error() string   { return f.precise.Error() + ": " + f.detail }
+func (f *failure) Unwrap() []error { return []error{f.precise, f.broad} }
+
+func invalid(precise error, format string, args ...any) error {
+	return &failure{precise: precise, broad: ErrInvalid, detail: fmt.Sprintf(format, args...)}
+}
 
 // Keys finds the public key of a kid.
 type Keys interface {
@@ -101,19 +136,20 @@ func NewVerifier(keys Keys, issuer string, now func() time.Time) *Verifier {
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{
-		keys: keys,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-			jwt.WithIssuer(issuer),
-			jwt.WithAudience(Audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(DefaultLeeway),
-			jwt.WithTimeFunc(now),
-			jwt.WithStrictDecoding(),
-		),
-	}
+	return &Verifier{keys: keys, parser: newParser(issuer, now, DefaultLeeway)}
+}
+
+func newParser(issuer string, now func() time.Time, leeway time.Duration) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(now),
+		jwt.WithStrictDecoding(),
+	)
 }
 
 // MaxTokenLen bounds the size of a token Verify looks at.
@@ -121,33 +157,78 @@ const MaxTokenLen = 4096
 
 // Verify checks token and returns its claims.
 func (v *Verifier) Verify(token string) (*Claims, error) {
-	if len(token) > MaxTokenLen {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLen)
-	}
-	var c Claims
-	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); typ != Type {
-			return nil, ErrType
-		}
-		kid, _ := t.Header["kid"].(string)
+	c, _, err := check(v.parser, token, func(kid string) (ed25519.PublicKey, error) {
 		k, ok := v.keys.PublicKey(kid)
 		if !ok {
-			return nil, ErrUnknownKey
+			return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, kid)
 		}
 		return k, nil
 	})
+	return c, err
+}
+
+// check is the verification of Verifier and Authenticator: the strict
+// JWS checks of auth/internal/jws, then typ, alg and crit, then the key
+// of the kid, then golang-jwt for the signature and the registered claims,
+// then the claims of an app access token. It returns the header even on
+// failure, for the kid.
+func check(p *jwt.Parser, token string, key func(kid string) (ed25519.PublicKey, error)) (*Claims, jws.Header, error) {
+	t, err := jws.Parse(token, jws.Options{MaxLen: MaxTokenLen, FoldPayloadNames: true})
+	if errors.Is(err, jws.ErrTooLarge) {
+		return nil, jws.Header{}, &failure{precise: ErrTooLarge, broad: ErrMalformed, detail: err.Error()}
+	}
+	if err != nil {
+		return nil, jws.Header{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	h := t.Header
 	switch {
-	case errors.Is(err, ErrType), errors.Is(err, ErrUnknownKey):
-		return nil, err
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	case h.Typ != Type:
+		return nil, h, fmt.Errorf("%w: typ %q", ErrType, h.Typ)
+	case !h.HasAlg:
+		return nil, h, fmt.Errorf("%w: no alg in the header", ErrMalformed)
+	case h.Alg != jwt.SigningMethodEdDSA.Alg():
+		return nil, h, invalid(ErrAlgNotAllowed, "alg %q", h.Alg)
+	case h.HasCrit:
+		return nil, h, invalid(ErrUnsupported, "the header has crit; no extension is understood")
+	}
+	pub, err := key(h.Kid)
+	if err != nil {
+		return nil, h, err
+	}
+	var c Claims
+	if _, err := p.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
+		return nil, h, mapError(err)
 	}
 	if c.AppID == "" || c.Scope != Scope || c.ID == "" {
-		return nil, fmt.Errorf("%w: missing app_id, scope or jti", ErrInvalid)
+		return nil, h, invalid(ErrInvalidClaims, "missing app_id, scope or jti")
 	}
-	return &c, nil
+	if c.UserID != "" && !validUserID(c.UserID) {
+		return nil, h, invalid(ErrInvalidClaims, "user_id is not a valid user id")
+	}
+	return &c, h, nil
+}
+
+func validUserID(s string) bool {
+	return len(s) <= callsign.MaxUserIDLen && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// mapError turns golang-jwt's errors into the package's; see
+// jwtbearer's for the order.
+func mapError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return invalid(ErrBadSignature, "%v", err)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience),
+		errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrInvalidType):
+		return invalid(ErrInvalidClaims, "%v", err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return invalid(ErrExpired, "%v", err)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return invalid(ErrNotYetValid, "%v", err)
+	}
+	return invalid(ErrInvalidClaims, "%v", err)
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key (RFC 8037 §2).

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth/apptoken"
+	"github.com/callsignhq/callsign/auth/jwks"
+	"github.com/callsignhq/callsign/auth/tokencache"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -193,6 +196,28 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+	// The Authenticator on a request, with the key from a JWK Set: the full
+	// check (cache disabled), then a cache hit.
+	keys, _ := jwks.NewSet(func() *jwks.Key { k, _ := jwks.NewKey(k.ID, jwks.EdDSA, k.Public); return k }())
+	r := httptest.NewRequest("POST", "/ingest", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	for _, c := range []struct {
+		name  string
+		cache int
+	}{{"Authenticator-cold", 0}, {"Authenticator-warm", tokencache.DefaultSize}} {
+		a, err := apptoken.NewAuthenticator(keys, issuer, apptoken.WithNow(at(t0)), apptoken.WithCacheSize(c.cache))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := a.Authenticate(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	// The floor: the signature check alone, on the same signing input.
 	i := strings.LastIndexByte(tok, '.')
 	msg := []byte(tok[:i])
