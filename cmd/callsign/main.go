@@ -38,7 +38,8 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.server, "server", envOr("CALLSIGN_SERVER", "http://127.0.0.1:8080"), "callsign server base URL (env CALLSIGN_SERVER)")
 	pf.StringVar(&g.token, "token", os.Getenv("CALLSIGN_ADMIN_TOKEN"), "admin token for the admin API (env CALLSIGN_ADMIN_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
-	root.AddCommand(newServeCmd(), newAdminCmd(g), newAppsCmd(g), newSecretsCmd(g), newKeysCmd(g), newTokenCmd(g))
+	root.AddCommand(newServeCmd(), newAdminCmd(g), newAppsCmd(g), newSecretsCmd(g), newKeysCmd(g), newTokenCmd(g),
+		newRequestCmd(g), newExplainCmd())
 	return root
 }
 
