@@ -20,6 +20,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -40,7 +43,24 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18090", "listen address")
 	tokens := flag.String("tokens", "", "reqtoken: file to write pre-signed tokens to")
 	n := flag.Int("n", 400000, "reqtoken: number of tokens to pre-sign")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the serving to this file until SIGTERM")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "authload:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		go func() {
+			c := make(chan os.Signal, 1)
+			signal.Notify(c, syscall.SIGTERM, os.Interrupt)
+			<-c
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
+	}
 	if err := run(*mode, *addr, *tokens, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "authload:", err)
 		os.Exit(1)
