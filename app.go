@@ -22,6 +22,10 @@ const (
 	MaxAllowedOrigins = 50
 	// MaxUserIDLen is the longest user id, in bytes.
 	MaxUserIDLen = 256
+	// DefaultEventRetention and DefaultRollupRetention are how long an
+	// app's raw events and its metric rollups are kept by default.
+	DefaultEventRetention  = 30 * 24 * time.Hour
+	DefaultRollupRetention = 400 * 24 * time.Hour
 )
 
 // App is an application registered with callsign: the unit that owns tokens
@@ -38,7 +42,11 @@ type App struct {
 	// AllowedOrigins are the browser origins ("https://app.example.com")
 	// allowed to call the upgrade endpoint for this app (CORS).
 	AllowedOrigins []string
-	CreatedAt      time.Time
+	// EventRetention and RollupRetention are how long raw events and
+	// metric rollups are kept; zero means DefaultEventRetention and
+	// DefaultRollupRetention.
+	EventRetention, RollupRetention time.Duration
+	CreatedAt                       time.Time
 	// RevokedAt is set when the app is revoked; a revoked app's tokens are
 	// all refused from the next request on.
 	RevokedAt *time.Time
@@ -50,6 +58,19 @@ func (a *App) TTL() time.Duration {
 		return DefaultAccessTokenTTL
 	}
 	return a.AccessTokenTTL
+}
+
+// Retentions returns the app's raw-event and rollup retentions, applying
+// the defaults.
+func (a *App) Retentions() (events, rollups time.Duration) {
+	events, rollups = a.EventRetention, a.RollupRetention
+	if events <= 0 {
+		events = DefaultEventRetention
+	}
+	if rollups <= 0 {
+		rollups = DefaultRollupRetention
+	}
+	return events, rollups
 }
 
 // AllowsOrigin reports whether the browser origin o may call the app's
@@ -100,9 +121,11 @@ type SigningKey struct {
 // AppUpdate holds the fields of an app to change; nil fields are left as
 // they are.
 type AppUpdate struct {
-	Name           *string
-	AccessTokenTTL *time.Duration
-	AllowedOrigins *[]string
+	Name            *string
+	AccessTokenTTL  *time.Duration
+	AllowedOrigins  *[]string
+	EventRetention  *time.Duration
+	RollupRetention *time.Duration
 }
 
 // AppStore stores apps and their secrets. Methods return *Error with code

@@ -9,17 +9,20 @@ import (
 	"github.com/callsignhq/callsign"
 )
 
-const appColumns = "id, name, public_token, access_token_ttl_ms, created_at, revoked_at"
+const appColumns = "id, name, public_token, access_token_ttl_ms, created_at, revoked_at, event_retention_ms, rollup_retention_ms"
 
 func scanApp(s scanner) (*callsign.App, error) {
 	var (
 		a         callsign.App
 		ttl, cr   int64
 		revokedAt sql.NullInt64
+		er, rr    int64
 	)
-	if err := s.Scan(&a.ID, &a.Name, &a.PublicToken, &ttl, &cr, &revokedAt); err != nil {
+	if err := s.Scan(&a.ID, &a.Name, &a.PublicToken, &ttl, &cr, &revokedAt, &er, &rr); err != nil {
 		return nil, err
 	}
+	a.EventRetention = time.Duration(er) * time.Millisecond
+	a.RollupRetention = time.Duration(rr) * time.Millisecond
 	a.AccessTokenTTL = time.Duration(ttl) * time.Millisecond
 	a.CreatedAt = fromMicros(cr)
 	a.RevokedAt = timePtr(revokedAt)
@@ -30,8 +33,9 @@ func scanApp(s scanner) (*callsign.App, error) {
 func (db *DB) CreateApp(ctx context.Context, app *callsign.App, first *callsign.Secret) error {
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			"INSERT INTO apps ("+appColumns+") VALUES (?, ?, ?, ?, ?, NULL)",
-			app.ID, app.Name, app.PublicToken, app.AccessTokenTTL.Milliseconds(), micros(app.CreatedAt))
+			"INSERT INTO apps ("+appColumns+") VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+			app.ID, app.Name, app.PublicToken, app.AccessTokenTTL.Milliseconds(), micros(app.CreatedAt),
+			app.EventRetention.Milliseconds(), app.RollupRetention.Milliseconds())
 		if err != nil {
 			return err
 		}
@@ -156,6 +160,16 @@ func (db *DB) UpdateApp(ctx context.Context, id string, u callsign.AppUpdate) (*
 		if u.AccessTokenTTL != nil {
 			if _, err := tx.ExecContext(ctx, "UPDATE apps SET access_token_ttl_ms = ? WHERE id = ?", u.AccessTokenTTL.Milliseconds(), id); err != nil {
 				return err
+			}
+		}
+		for _, f := range []struct {
+			col string
+			d   *time.Duration
+		}{{"event_retention_ms", u.EventRetention}, {"rollup_retention_ms", u.RollupRetention}} {
+			if f.d != nil {
+				if _, err := tx.ExecContext(ctx, "UPDATE apps SET "+f.col+" = ? WHERE id = ?", f.d.Milliseconds(), id); err != nil {
+					return err
+				}
 			}
 		}
 		if u.AllowedOrigins != nil {
