@@ -127,3 +127,14 @@ func NewRequestID() string {
 	b = strconv.AppendUint(b, requestIDs.n.Add(1), 36)
 	return string(b)
 }
+
+// AuthRecorder is implemented by a ResponseWriter wrapper that wants to
+// know how a request was authenticated: the capture middleware, which runs
+// outside the auth middleware so that refused requests are recorded too. The
+// auth middleware calls RecordAuth once per request on the first writer of
+// the Unwrap chain that implements it: with the Principal on success, or
+// with the partial Principal (scheme, key id) and the precise failure code
+// on refusal.
+type AuthRecorder interface {
+	RecordAuth(p *Principal, authError string)
+}

@@ -223,6 +223,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 				m.opts.OnFailure(r, p, err)
 			}
 			c := Code(err)
+			recordAuth(w, p, c)
 			if m.opts.Mode == Optional && m.opts.AnonymousOnInvalid && c != CodeInternal && c != CodeInsufficientScope {
 				p, err = &callsign.Principal{}, nil
 			} else {
@@ -244,8 +245,27 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		if p.AppID == "" {
 			p.AppID = m.opts.AppID
 		}
+		if !p.Anonymous() || p.ClientUserID != "" {
+			recordAuth(w, p, "")
+		}
 		next.ServeHTTP(w, r.WithContext(callsign.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// recordAuth tells the first callsign.AuthRecorder in w's Unwrap chain how
+// the request was authenticated.
+func recordAuth(w http.ResponseWriter, p *callsign.Principal, code string) {
+	for w != nil {
+		if rec, ok := w.(callsign.AuthRecorder); ok {
+			rec.RecordAuth(p, code)
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 var errInsufficientScope = NewError(CodeInsufficientScope, "auth: the credentials lack a scope the route requires")

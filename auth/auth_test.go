@@ -261,3 +261,44 @@ func TestPeekJWT(t *testing.T) {
 		}
 	}
 }
+
+// recorder is a ResponseWriter wrapper implementing callsign.AuthRecorder,
+// as the capture middleware does.
+type recorder struct {
+	http.ResponseWriter
+	p    *callsign.Principal
+	code string
+	n    int
+}
+
+func (r *recorder) RecordAuth(p *callsign.Principal, code string) { r.p, r.code, r.n = p, code, r.n+1 }
+
+type wrapped struct{ http.ResponseWriter }
+
+func (w wrapped) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func TestAuthRecorder(t *testing.T) {
+	mw := newMW(t, auth.Options{})
+	h := mw.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	tests := []struct {
+		name, authz, code, user string
+		calls                   int
+	}{
+		{"success", "HMAC ok", "", "user-HMAC", 1},
+		{"failure with the precise code", "HMAC unknown_key", "unknown_key", "", 1},
+		{"no credentials", "", "missing_credentials", "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{ResponseWriter: httptest.NewRecorder()}
+			r := httptest.NewRequest("GET", "/", nil)
+			if tt.authz != "" {
+				r.Header.Set("Authorization", tt.authz)
+			}
+			h.ServeHTTP(wrapped{rec}, r) // found through Unwrap
+			if rec.n != tt.calls || rec.code != tt.code || rec.p == nil || rec.p.UserID != tt.user {
+				t.Fatalf("recorded %d× %+v %q", rec.n, rec.p, rec.code)
+			}
+		})
+	}
+}
