@@ -394,7 +394,24 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, ErrBodyTooLarge
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	var b []byte
+	var err error
+	if r.ContentLength >= 0 {
+		// Known length: one exact allocation, and one byte more to detect a
+		// body longer than announced.
+		b = make([]byte, r.ContentLength)
+		var n int
+		n, err = io.ReadFull(r.Body, b)
+		b = b[:n]
+		if err == nil {
+			var extra [1]byte
+			if m, _ := r.Body.Read(extra[:]); m > 0 {
+				err = fmt.Errorf("auth: body longer than its Content-Length")
+			}
+		}
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	}
 	r.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("auth: read body: %w", err)
