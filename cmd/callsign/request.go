@@ -15,11 +15,15 @@ import (
 	"github.com/callsignhq/callsign/auth/hmacsig"
 	"github.com/callsignhq/callsign/auth/reqtoken"
 	"github.com/callsignhq/callsign/client"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/spf13/cobra"
 )
 
 type requestFlags struct {
 	data, hmacCred, reqtokenCred, bearer string
+	jwtCred                              string
+	claims                               []string
+	jwtTTL                               time.Duration
 	headers, signedHeaders               []string
 	digest, include, explain             bool
 	upgrade                              bool
@@ -37,6 +41,7 @@ func newRequestCmd(g *globals) *cobra.Command {
   --hmac KEY:SECRET          go-hmacauth signature (--signed-headers must match the server's)
   --reqtoken UID:SID:KEY     Ed25519 request token (Mixin style; KEY as the SDKs encode it)
   --bearer TOKEN             a bearer token (a JWT, or an app access token)
+  --jwt [KID:]SECRET         mint an HS256 JWT with --claim NAME=VALUE (as jwt.io does in seed 000)
   --upgrade                  get an app access token from the callsign server first
                              (--public, and --secret with --user to bind a user)
 
@@ -57,6 +62,9 @@ string that was signed is printed on stderr to compare with the server's
 	fl.BoolVar(&f.digest, "digest", false, "add a signed Content-Digest of the body (HMAC)")
 	fl.StringVar(&f.reqtokenCred, "reqtoken", "", "sign an Ed25519 request token: USER_ID:SESSION_ID:PRIVATE_KEY")
 	fl.StringVar(&f.bearer, "bearer", "", "send Authorization: Bearer TOKEN")
+	fl.StringVar(&f.jwtCred, "jwt", "", "mint and send an HS256 JWT signed with [KID:]SECRET")
+	fl.StringArrayVar(&f.claims, "claim", nil, "claim NAME=VALUE of the --jwt token (repeatable; exp and iat are set)")
+	fl.DurationVar(&f.jwtTTL, "jwt-ttl", 5*time.Minute, "lifetime of the --jwt token")
 	fl.BoolVar(&f.upgrade, "upgrade", false, "obtain an app access token from --server first")
 	fl.StringVar(&f.public, "public", os.Getenv("CALLSIGN_PUBLIC_TOKEN"), "public token for --upgrade")
 	fl.StringVar(&f.secret, "secret", os.Getenv("CALLSIGN_SECRET_TOKEN"), "secret token for --upgrade with --user")
@@ -79,13 +87,13 @@ func readData(d string) ([]byte, error) {
 
 func doRequest(cmd *cobra.Command, g *globals, f *requestFlags, method, url string) error {
 	n := 0
-	for _, set := range []bool{f.hmacCred != "", f.reqtokenCred != "", f.bearer != "", f.upgrade} {
+	for _, set := range []bool{f.hmacCred != "", f.reqtokenCred != "", f.bearer != "", f.upgrade, f.jwtCred != ""} {
 		if set {
 			n++
 		}
 	}
 	if n > 1 {
-		return errors.New("choose one of --hmac, --reqtoken, --bearer and --upgrade")
+		return errors.New("choose one of --hmac, --reqtoken, --bearer, --jwt and --upgrade")
 	}
 	body, err := readData(f.data)
 	if err != nil {
@@ -134,6 +142,12 @@ func doRequest(cmd *cobra.Command, g *globals, f *requestFlags, method, url stri
 		signed = fmt.Sprintf("request token sig = hex(sha256(method + uri + body)) = %x\n  method %q\n  uri    %q\n  body   %d bytes\n", d, req.Method, uri, len(body))
 	case f.bearer != "":
 		req.Header.Set("Authorization", "Bearer "+f.bearer)
+	case f.jwtCred != "":
+		tok, err := mintJWT(f.jwtCred, f.claims, f.jwtTTL)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	case f.upgrade:
 		src := &client.UpgradeSource{Server: g.server, PublicToken: f.public, SecretToken: f.secret, UserID: f.user}
 		if f.user == "" {
@@ -178,6 +192,32 @@ func doRequest(cmd *cobra.Command, g *globals, f *requestFlags, method, url stri
 		return fmt.Errorf("%s %s answered %s", req.Method, url, resp.Status)
 	}
 	return nil
+}
+
+// mintJWT signs an HS256 JWT with [KID:]SECRET and NAME=VALUE claims,
+// adding iat and exp.
+func mintJWT(cred string, claims []string, ttl time.Duration) (string, error) {
+	kid, secret, ok := strings.Cut(cred, ":")
+	if !ok {
+		kid, secret = "", cred
+	}
+	if secret == "" {
+		return "", errors.New("--jwt needs a secret: [KID:]SECRET")
+	}
+	now := time.Now()
+	c := jwt.MapClaims{"iat": now.Unix(), "exp": now.Add(ttl).Unix()}
+	for _, kv := range claims {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return "", fmt.Errorf("--claim %q is not NAME=VALUE", kv)
+		}
+		c[k] = v
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	if kid != "" {
+		t.Header["kid"] = kid
+	}
+	return t.SignedString([]byte(secret))
 }
 
 func indent(s string) string {
