@@ -162,9 +162,10 @@ func decodeError(status int, data []byte) error {
 
 // BearerTransport is an http.RoundTripper that sends Source's token as
 // "Authorization: Bearer" with every request through Base
-// (http.DefaultTransport if nil). If the server answers 401 and Source is
-// an *UpgradeSource, it upgrades once more and retries the request once
-// (when its body can be replayed). It does not modify the caller's request.
+// (http.DefaultTransport if nil). If the server answers 401 and Source has
+// an Invalidate method (*UpgradeSource, *ServerTokenSource), it invalidates
+// the cached token, gets a new one and retries the request once (when its
+// body can be replayed). It does not modify the caller's request.
 type BearerTransport struct {
 	Base   http.RoundTripper
 	Source TokenSource
@@ -186,7 +187,7 @@ func (t *BearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return base.RoundTrip(r)
 	}
 	resp, err := send()
-	up, refreshable := t.Source.(*UpgradeSource)
+	up, refreshable := t.Source.(interface{ Invalidate() })
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !refreshable || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
 		return resp, err
 	}

@@ -67,8 +67,12 @@ type AppJSON struct {
 	Secret                *SecretJSON `json:"secret,omitempty"`
 	AccessTokenTTLSeconds int64       `json:"access_token_ttl_seconds"`
 	AllowedOrigins        []string    `json:"allowed_origins"`
-	CreatedAt             time.Time   `json:"created_at"`
-	RevokedAt             *time.Time  `json:"revoked_at,omitempty"`
+	// EventRetentionDays and RollupRetentionDays are how long raw events
+	// and metric rollups are kept, defaults applied.
+	EventRetentionDays  int64      `json:"event_retention_days"`
+	RollupRetentionDays int64      `json:"rollup_retention_days"`
+	CreatedAt           time.Time  `json:"created_at"`
+	RevokedAt           *time.Time `json:"revoked_at,omitempty"`
 }
 
 // SecretJSON is a secret as the admin API shows it. SecretToken is set only
@@ -98,8 +102,10 @@ func appJSON(a *callsign.App) AppJSON {
 	if o == nil {
 		o = []string{}
 	}
+	events, rollups := a.Retentions()
 	return AppJSON{ID: a.ID, Name: a.Name, PublicToken: a.PublicToken, AccessTokenTTLSeconds: int64(a.TTL() / time.Second),
-		AllowedOrigins: o, CreatedAt: a.CreatedAt, RevokedAt: a.RevokedAt}
+		AllowedOrigins: o, EventRetentionDays: int64(events / day), RollupRetentionDays: int64(rollups / day),
+		CreatedAt: a.CreatedAt, RevokedAt: a.RevokedAt}
 }
 
 func secretJSON(x *callsign.Secret) *SecretJSON {
@@ -110,7 +116,14 @@ type appRequest struct {
 	Name                  *string   `json:"name"`
 	AccessTokenTTLSeconds *int64    `json:"access_token_ttl_seconds"`
 	AllowedOrigins        *[]string `json:"allowed_origins"`
+	EventRetentionDays    *int64    `json:"event_retention_days"`
+	RollupRetentionDays   *int64    `json:"rollup_retention_days"`
 }
+
+const day = 24 * time.Hour
+
+// MaxRetentionDays bounds an app's event and rollup retentions (10 years).
+const MaxRetentionDays = 3650
 
 // validate checks the request's fields; create requires a name.
 func (q *appRequest) validate(create bool) (callsign.AppUpdate, error) {
@@ -142,6 +155,20 @@ func (q *appRequest) validate(create bool) (callsign.AppUpdate, error) {
 			}
 		}
 		u.AllowedOrigins = q.AllowedOrigins
+	}
+	for _, f := range [...]struct {
+		name string
+		days *int64
+		dst  **time.Duration
+	}{{"event_retention_days", q.EventRetentionDays, &u.EventRetention}, {"rollup_retention_days", q.RollupRetentionDays, &u.RollupRetention}} {
+		if f.days == nil {
+			continue
+		}
+		if *f.days < 1 || *f.days > MaxRetentionDays {
+			return u, callsign.Errorf(callsign.EInvalid, "The field %q must be between 1 and %d.", f.name, MaxRetentionDays)
+		}
+		d := time.Duration(*f.days) * day
+		*f.dst = &d
 	}
 	return u, nil
 }
@@ -194,6 +221,12 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	}
 	if u.AllowedOrigins != nil {
 		app.AllowedOrigins = *u.AllowedOrigins
+	}
+	if u.EventRetention != nil {
+		app.EventRetention = *u.EventRetention
+	}
+	if u.RollupRetention != nil {
+		app.RollupRetention = *u.RollupRetention
 	}
 	sec, tok := callsign.NewSecret(app.ID, "default", now)
 	if err := s.store.CreateApp(r.Context(), app, sec); err != nil {

@@ -1,11 +1,19 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/httpapi"
 )
 
@@ -47,4 +55,117 @@ func BenchmarkUpgrade(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "upgrades/s")
 		})
 	}
+}
+
+// BenchmarkIngest measures ingest through the real server on loopback
+// into the embedded store: 1,000-event batches, plain and gzip, from
+// several concurrent clients. An op is one batch; it reports events/s.
+// Bodies are made before the timer starts (gzip ones compressed then too),
+// so the figure is the server's: HTTP, decompression, decoding,
+// validation and the durable append. The rate limit is off.
+func BenchmarkIngest(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		gzip    bool
+		clients int
+		discard bool // the HTTP path alone: a store that keeps nothing
+	}{
+		{"sqlite/plain/clients=1", false, 1, false},
+		{"sqlite/plain/clients=4", false, 4, false},
+		{"sqlite/gzip/clients=4", true, 4, false},
+		{"sqlite/gzip/clients=8", true, 8, false},
+		{"discard/plain/clients=4", false, 4, true},
+		{"discard/gzip/clients=4", true, 4, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := httpapi.Config{IngestRatePerApp: -1}
+			if c.discard {
+				cfg.Events = discardStore{}
+			}
+			e := newEnv(b, cfg)
+			a := e.createApp("bench", "")
+			tok := e.serverToken(a)
+			bodies := make(chan []byte, b.N)
+			var raw int64
+			for i := range b.N {
+				body := benchBatch(i, time.Now())
+				raw += int64(len(body))
+				if c.gzip {
+					body = []byte(gz(string(body)))
+				}
+				bodies <- body
+			}
+			close(bodies)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.clients, DisableCompression: true}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range c.clients {
+				wg.Go(func() {
+					for body := range bodies {
+						req, _ := http.NewRequest("POST", e.url+"/v2/events", bytes.NewReader(body))
+						req.Header.Set("Content-Type", ctJSON)
+						req.Header.Set("Authorization", "Bearer "+tok)
+						if c.gzip {
+							req.Header.Set("Content-Encoding", "gzip")
+						}
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						answer, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 || !bytes.Contains(answer, []byte(`"accepted":1000,`)) {
+							b.Errorf("status %d: %s", resp.StatusCode, answer)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*callsign.MaxEventsPerBatch/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(raw)/float64(b.N)/callsign.MaxEventsPerBatch, "B/event")
+		})
+	}
+}
+
+// benchBatch is batch n of 1,000 events like the capture middleware's: a
+// few routes and statuses, 100 users, client ids, metadata on some.
+func benchBatch(n int, now time.Time) []byte {
+	routes := [...]string{"GET /v1/score/{id}", "POST /v1/score", "GET /v1/reports", "DELETE /v1/reports/{id}"}
+	statuses := [...]int{200, 200, 200, 201, 204, 401, 404, 500}
+	var buf bytes.Buffer
+	buf.WriteString(`{"events":[`)
+	for i := range callsign.MaxEventsPerBatch {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k := n*callsign.MaxEventsPerBatch + i
+		e := callsign.EventJSON{
+			ID: fmt.Sprintf("ev-%d-%d", n, i), Time: now.Add(-time.Duration(i) * time.Millisecond), Method: "GET",
+			Route: routes[k%len(routes)], URI: "/v1/score/" + strconv.Itoa(k%977), Status: statuses[k%len(statuses)],
+			LatencyMS: float64(k%500) / 3, RequestBytes: int64(k % 300), ResponseBytes: int64(k % 4000),
+			UserID: "user-" + strconv.Itoa(k%100), ClientUserID: "c-" + strconv.Itoa(k%7), Scheme: "jwt", KeyID: "kid-1",
+			RequestID: fmt.Sprintf("req-%d", k), RemoteIP: "10.0.0.7", UserAgent: "creditscore-client/1.2 (go)",
+		}
+		if e.Status == 401 {
+			e.AuthError = "expired"
+		}
+		if k%10 == 0 {
+			e.Metadata = map[string]string{"plan": "pro", "region": "eu"}
+		}
+		j, _ := json.Marshal(e)
+		buf.Write(j)
+	}
+	buf.WriteString(`]}`)
+	return buf.Bytes()
+}
+
+// discardStore is an EventStore that accepts every event and keeps none.
+type discardStore struct{ callsign.EventStore }
+
+func (discardStore) AppendEvents(_ context.Context, evs []*callsign.Event) (callsign.IngestResult, error) {
+	return callsign.IngestResult{Accepted: len(evs)}, nil
 }

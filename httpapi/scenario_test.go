@@ -68,6 +68,9 @@ func newEnv(t testing.TB, cfg httpapi.Config) *env {
 	}
 	logs := &syncBuffer{}
 	cfg.Store, cfg.Keys = store, ring
+	if cfg.Events == nil {
+		cfg.Events = store
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	}

@@ -1,6 +1,8 @@
-// Package httpapi is the callsign server's HTTP API: the token upgrade, the
-// JWKS, the admin API for apps, secrets, admin tokens and signing keys, and
-// health. It is the only place where an error code becomes an HTTP status.
+// Package httpapi is the callsign server's HTTP API: the token upgrade and
+// server tokens, the JWKS, event ingest (POST /v2/events), the event and
+// metrics queries, the admin API for apps, secrets, admin tokens and
+// signing keys, and health. It is the only place where an error code
+// becomes an HTTP status.
 //
 // Every error answer has one shape:
 //
@@ -23,6 +25,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -41,6 +44,10 @@ const (
 type Config struct {
 	Store callsign.Store
 	Keys  *keyring.Ring
+	// Events stores ingested events and answers the event and metrics
+	// queries; the embedded store implements it beside Store. When nil,
+	// those routes answer 503 unavailable.
+	Events callsign.EventStore
 	// Issuer is the iss of minted access tokens, normally the server's
 	// public base URL. Default "callsign".
 	Issuer string
@@ -53,18 +60,31 @@ type Config struct {
 	// Zero selects the defaults (50 per app, 10 per IP); negative disables.
 	UpgradeRatePerApp float64
 	UpgradeRatePerIP  float64
+	// IngestRatePerApp is the events per second each app may ingest, with
+	// bursts of 2 seconds' worth (at least one full batch). Zero selects
+	// DefaultIngestRatePerApp; negative disables the limit.
+	IngestRatePerApp float64
 }
+
+// DefaultIngestRatePerApp is the ingest limit of an app when
+// Config.IngestRatePerApp is zero, in events per second.
+const DefaultIngestRatePerApp = 50000
 
 // Server serves the callsign API.
 type Server struct {
 	store  callsign.Store
+	events callsign.EventStore
 	keys   *keyring.Ring
 	issuer string
 	log    *slog.Logger
 	now    func() time.Time
 	perApp *ratelimit.Limiter
 	perIP  *ratelimit.Limiter
+	ingest *eventLimiter
 	mux    *http.ServeMux
+	// bufs (*[]byte of callsign.MaxBatchBytes+1) and gzips (*gzip.Reader)
+	// are reused across ingest requests.
+	bufs, gzips sync.Pool
 }
 
 // New validates cfg and returns a Server.
@@ -72,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Keys == nil {
 		return nil, errors.New("httpapi: Config.Store and Config.Keys are required")
 	}
-	s := &Server{store: cfg.Store, keys: cfg.Keys, issuer: cfg.Issuer, log: cfg.Logger, now: cfg.Now}
+	s := &Server{store: cfg.Store, events: cfg.Events, keys: cfg.Keys, issuer: cfg.Issuer, log: cfg.Logger, now: cfg.Now}
 	if s.issuer == "" {
 		s.issuer = "callsign"
 	}
@@ -84,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.perApp = newLimiter(cfg.UpgradeRatePerApp, 50)
 	s.perIP = newLimiter(cfg.UpgradeRatePerIP, 10)
+	s.ingest = newEventLimiter(cfg.IngestRatePerApp, DefaultIngestRatePerApp)
 	s.routes()
 	return s, nil
 }
@@ -104,6 +125,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	m.HandleFunc("POST /v2/tokens/upgrade", s.upgrade)
 	m.HandleFunc("OPTIONS /v2/tokens/upgrade", s.preflight)
+	m.HandleFunc("POST /v2/tokens/server", s.serverToken)
+	m.HandleFunc("POST /v2/events", s.ingestEvents)
+	m.HandleFunc("OPTIONS /v2/events", s.preflight)
+	m.HandleFunc("GET /v2/events", s.listEvents)
+	m.HandleFunc("GET /v2/metrics", s.metrics)
 
 	m.Handle("POST /v2/apps", s.admin(s.createApp))
 	m.Handle("GET /v2/apps", s.admin(s.listApps))
@@ -226,13 +252,15 @@ func statusOf(code string) int {
 	case callsign.ENotFound:
 		return http.StatusNotFound
 	case callsign.EInvalid, callsign.EInvalidUserID, callsign.EMissingField, callsign.EUnknownField,
-		callsign.EDuplicateField, callsign.EInvalidJSON, callsign.ETrailingData:
+		callsign.EDuplicateField, callsign.EInvalidJSON, callsign.ETrailingData,
+		EInvalidParameter, EMissingParameter, EUnknownParameter, EInvalidEncoding,
+		EInvalidEvent, EInvalidEventID, EInvalidTime, ETimeOutOfRange, EProvenanceNotAllowed:
 		return http.StatusBadRequest
 	case callsign.EUnauthorized, callsign.EMalformedToken, callsign.EBadChecksum, callsign.EWrongTokenKind, callsign.ERevoked:
 		return http.StatusUnauthorized
 	case callsign.EForbidden, callsign.EAppMismatch, callsign.EOriginNotAllowed:
 		return http.StatusForbidden
-	case callsign.EBodyTooLarge:
+	case callsign.EBodyTooLarge, ETooManyEvents:
 		return http.StatusRequestEntityTooLarge
 	case callsign.EUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
@@ -242,6 +270,8 @@ func statusOf(code string) int {
 		return http.StatusMethodNotAllowed
 	case callsign.EConflict:
 		return http.StatusConflict
+	case EUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -60,9 +60,13 @@ type DB struct {
 	path string
 	// Prepared once: the lookups on the request path.
 	secretByHash, adminByHash, appByID, appByPublic, originsOfApp *sql.Stmt
+	ev                                                            eventStmts
 }
 
-var _ callsign.Store = (*DB)(nil)
+var (
+	_ callsign.Store      = (*DB)(nil)
+	_ callsign.EventStore = (*DB)(nil)
+)
 
 // Open opens (creating if needed) the store in directory dir and applies
 // pending migrations.
@@ -133,13 +137,13 @@ func (db *DB) prepare(ctx context.Context) error {
 		}
 		*p.stmt = st
 	}
-	return nil
+	return db.prepareEvents(ctx)
 }
 
 // Close closes both connection pools.
 func (db *DB) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{db.secretByHash, db.adminByHash, db.appByID, db.appByPublic, db.originsOfApp} {
+	for _, st := range append([]*sql.Stmt{db.secretByHash, db.adminByHash, db.appByID, db.appByPublic, db.originsOfApp}, db.ev.all()...) {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -5,7 +5,11 @@
 // /.well-known/jwks.json. Its header carries typ "callsign-at+jwt" (so it is
 // never mistaken for another kind of JWT, RFC 8725 §3.11) and the key's kid;
 // its claims are iss, aud ("callsign:ingest"), iat, exp, jti, app_id, scope
-// ("ingest") and, when the token is bound to a verified user, user_id.
+// and, when the token is bound to a verified user, user_id. The scope is
+// Scope ("ingest") for the tokens the upgrade endpoint mints from a public
+// token (anonymous or bound to a user), or ScopeServer ("ingest:server")
+// for the user-less tokens minted from a secret token for a server-side
+// shipper, which may attribute verified and API-asserted user ids.
 //
 // Verification is offline: it needs only the published keys. It accepts
 // EdDSA and nothing else whatever the token's header says, requires the
@@ -39,8 +43,19 @@ import (
 const (
 	Type     = "callsign-at+jwt"
 	Audience = "callsign:ingest"
-	Scope    = "ingest"
 )
+
+// Scopes of app access tokens. Scope is the default: a token upgraded from
+// the public token, anonymous or bound to a verified user. ScopeServer is
+// a token minted with the app's secret token for a server-side shipper; it
+// is never bound to a user.
+const (
+	Scope       = "ingest"
+	ScopeServer = "ingest:server"
+)
+
+// validScope reports whether s is one of the scopes above.
+func validScope(s string) bool { return s == Scope || s == ScopeServer }
 
 // DefaultLeeway is the clock skew tolerated on exp and iat.
 const DefaultLeeway = 30 * time.Second
@@ -51,23 +66,42 @@ type Claims struct {
 	// UserID is the verified user the token is bound to; empty for an
 	// anonymous token.
 	UserID string `json:"user_id,omitempty"`
-	Scope  string `json:"scope"`
+	// Scope is Scope or ScopeServer.
+	Scope string `json:"scope"`
 	jwt.RegisteredClaims
 }
 
+// MintOption configures Mint.
+type MintOption func(*mintConfig)
+
+type mintConfig struct{ scope string }
+
+// WithScope sets the scope of the minted token: Scope (the default) or
+// ScopeServer. A ScopeServer token cannot be bound to a user.
+func WithScope(scope string) MintOption { return func(c *mintConfig) { c.scope = scope } }
+
 // Mint signs an access token for app, bound to userID unless it is empty,
-// issued by issuer at now and valid for ttl. It returns the token and its
-// expiry.
-func Mint(key *callsign.SigningKey, issuer, appID, userID string, now time.Time, ttl time.Duration) (string, time.Time, error) {
-	if key == nil || len(key.Private) != ed25519.PrivateKeySize {
+// issued by issuer at now and valid for ttl, with scope Scope unless
+// WithScope says otherwise. It returns the token and its expiry.
+func Mint(key *callsign.SigningKey, issuer, appID, userID string, now time.Time, ttl time.Duration, opts ...MintOption) (string, time.Time, error) {
+	cfg := mintConfig{scope: Scope}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case key == nil || len(key.Private) != ed25519.PrivateKeySize:
 		return "", time.Time{}, errors.New("apptoken: no private signing key")
+	case !validScope(cfg.scope):
+		return "", time.Time{}, fmt.Errorf("apptoken: unknown scope %q", cfg.scope)
+	case cfg.scope == ScopeServer && userID != "":
+		return "", time.Time{}, errors.New("apptoken: a server token cannot be bound to a user")
 	}
 	now = now.Truncate(time.Second)
 	exp := now.Add(ttl)
 	c := Claims{
 		AppID:  appID,
 		UserID: userID,
-		Scope:  Scope,
+		Scope:  cfg.scope,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Audience:  jwt.ClaimStrings{Audience},
@@ -199,8 +233,13 @@ func check(p *jwt.Parser, token string, key func(kid string) (ed25519.PublicKey,
 	if _, err := p.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
 		return nil, h, mapError(err)
 	}
-	if c.AppID == "" || c.Scope != Scope || c.ID == "" {
-		return nil, h, invalid(ErrInvalidClaims, "missing app_id, scope or jti")
+	if c.AppID == "" || !validScope(c.Scope) || c.ID == "" {
+		return nil, h, invalid(ErrInvalidClaims, "missing app_id or jti, or a scope other than %q and %q", Scope, ScopeServer)
+	}
+	if c.Scope == ScopeServer && c.UserID != "" {
+		// Minted so by no callsign server: a server token attributes users
+		// per event and is bound to none.
+		return nil, h, invalid(ErrInvalidClaims, "a %q token bound to a user", ScopeServer)
 	}
 	if c.UserID != "" && !validUserID(c.UserID) {
 		return nil, h, invalid(ErrInvalidClaims, "user_id is not a valid user id")

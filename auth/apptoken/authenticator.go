@@ -106,7 +106,8 @@ func (a *Authenticator) Authenticate(r *http.Request) (*callsign.Principal, erro
 
 // Verify checks token and returns its Principal: AppID from app_id, Scheme
 // SchemeAppToken, KeyID the kid, UserID the verified user_id (empty for an
-// anonymous token), Scopes ["ingest"], ExpiresAt from exp and Claims
+// anonymous token), Scopes the token's scope (["ingest"] or
+// ["ingest:server"]), ExpiresAt from exp and Claims
 // {"jti": ...}. On failure the Principal is partial (Scheme, KeyID) and the
 // error wraps the package's errors; one the key source could not answer
 // (no key set could be fetched) has code internal.
@@ -142,7 +143,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*callsign.Pri
 			Scheme:    callsign.SchemeAppToken,
 			KeyID:     h.Kid,
 			UserID:    c.UserID,
-			Scopes:    []string{Scope},
+			Scopes:    []string{c.Scope},
 			ExpiresAt: c.ExpiresAt.Time,
 			Claims:    map[string]any{"jti": c.ID},
 		},

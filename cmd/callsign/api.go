@@ -147,13 +147,14 @@ func cell(v any) string {
 	return fmt.Sprint(v)
 }
 
-var appCols = []string{"id", "name", "public_token", "access_token_ttl_seconds", "allowed_origins", "created_at", "revoked_at"}
+var appCols = []string{"id", "name", "public_token", "access_token_ttl_seconds", "allowed_origins", "event_retention_days", "rollup_retention_days", "created_at", "revoked_at"}
 var secretCols = []string{"id", "app_id", "name", "created_at", "last_used_at", "revoked_at"}
 
 func newAppsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "apps", Short: "Create, list, show, update and revoke apps (admin API)"}
 	var ttl time.Duration
 	var origins []string
+	var eventDays, rollupDays int
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an app; prints its public token and its first secret token (shown once)",
@@ -165,6 +166,12 @@ func newAppsCmd(g *globals) *cobra.Command {
 			}
 			if origins != nil {
 				body["allowed_origins"] = origins
+			}
+			if cmd.Flags().Changed("event-retention-days") {
+				body["event_retention_days"] = eventDays
+			}
+			if cmd.Flags().Changed("rollup-retention-days") {
+				body["rollup_retention_days"] = rollupDays
 			}
 			v, err := adminCall(cmd, g, "POST", "/v2/apps", body)
 			if err != nil {
@@ -178,13 +185,15 @@ func newAppsCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().DurationVar(&ttl, "access-token-ttl", 0, "lifetime of the app's access tokens (default 24h)")
 	create.Flags().StringSliceVar(&origins, "origin", nil, "browser origin allowed to upgrade tokens (repeatable)")
+	create.Flags().IntVar(&eventDays, "event-retention-days", 0, "days raw events are kept (default 30)")
+	create.Flags().IntVar(&rollupDays, "rollup-retention-days", 0, "days metric rollups are kept (default 400)")
 
 	var uname string
 	var uttl time.Duration
 	var uorigins []string
 	update := &cobra.Command{
 		Use:   "update ID",
-		Short: "Change an app's name, access token lifetime or allowed origins",
+		Short: "Change an app's name, access token lifetime, allowed origins or retentions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{}
@@ -197,6 +206,12 @@ func newAppsCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("origin") {
 				body["allowed_origins"] = uorigins
 			}
+			if cmd.Flags().Changed("event-retention-days") {
+				body["event_retention_days"] = eventDays
+			}
+			if cmd.Flags().Changed("rollup-retention-days") {
+				body["rollup_retention_days"] = rollupDays
+			}
 			v, err := adminCall(cmd, g, "PATCH", "/v2/apps/"+url.PathEscape(args[0]), body)
 			if err != nil {
 				return err
@@ -207,6 +222,8 @@ func newAppsCmd(g *globals) *cobra.Command {
 	update.Flags().StringVar(&uname, "name", "", "new name")
 	update.Flags().DurationVar(&uttl, "access-token-ttl", 0, "new access token lifetime")
 	update.Flags().StringSliceVar(&uorigins, "origin", nil, "allowed origins (replaces the list; repeatable)")
+	update.Flags().IntVar(&eventDays, "event-retention-days", 0, "days raw events are kept (1 to 3650)")
+	update.Flags().IntVar(&rollupDays, "rollup-retention-days", 0, "days metric rollups are kept (1 to 3650)")
 
 	cmd.AddCommand(create, update, &cobra.Command{
 		Use:   "list",

@@ -1,5 +1,6 @@
 // Command callsign runs the callsign server (`callsign serve`) and talks to
-// it: apps, secrets, admin tokens, signing keys and token upgrades. Run
+// it: apps, secrets, admin tokens, signing keys, token upgrades, and the
+// events and metrics of an app. Run
 // `callsign --help` for the commands.
 package main
 
@@ -39,7 +40,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.token, "token", os.Getenv("CALLSIGN_ADMIN_TOKEN"), "admin token for the admin API (env CALLSIGN_ADMIN_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	root.AddCommand(newServeCmd(), newAdminCmd(g), newAppsCmd(g), newSecretsCmd(g), newKeysCmd(g), newTokenCmd(g),
-		newRequestCmd(g), newExplainCmd())
+		newRequestCmd(g), newExplainCmd(), newEventsCmd(g), newMetricsCmd(g))
 	return root
 }
 

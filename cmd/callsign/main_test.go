@@ -86,7 +86,7 @@ var (
 )
 
 // lifecycleMsgs are the log messages of `serve` that belong to no request.
-var lifecycleMsgs = []string{"callsign serving", "shutting down"}
+var lifecycleMsgs = []string{"callsign serving", "shutting down", "retention deleted events", "retention failed", "retention run failed"}
 
 // harness runs callsign processes for one test. It remembers every token
 // that went through a request, a response or the CLI's stdout; when the
@@ -922,6 +922,7 @@ func TestHelp(t *testing.T) {
 		"callsign apps create", "callsign apps list", "callsign apps show", "callsign apps update", "callsign apps revoke",
 		"callsign secrets create", "callsign secrets list", "callsign secrets revoke",
 		"callsign keys list", "callsign keys rotate", "callsign token upgrade", "callsign token verify",
+		"callsign events", "callsign metrics",
 	} {
 		if !seen[want] {
 			t.Errorf("%s --help not reached from callsign --help (reached: %v)", want, slices.Sorted(maps.Keys(seen)))

@@ -23,21 +23,25 @@ import (
 
 type serveFlags struct {
 	addr, data, store, issuer, logFormat string
-	rateApp, rateIP                      float64
-	rotateEvery                          time.Duration
+	rateApp, rateIP, ingestRate          float64
+	rotateEvery, retentionEvery          time.Duration
 }
 
 func newServeCmd() *cobra.Command {
 	f := &serveFlags{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the callsign server (token service and admin API) on the embedded store",
+		Short: "Run the callsign server (token service, event ingest and queries, admin API) on the embedded store",
 		Long: `Run the callsign server.
 
 By default the data lives in an embedded store in --data (created if
 missing; nothing to install). The key that encrypts access-token signing
 keys is --data/master.key (or $CALLSIGN_MASTER_KEY); keep it with backups
 but apart from database copies.
+
+Events sent to POST /v2/events are acknowledged once durable in the same
+store; a background job deletes them (and metric rollups) past each app's
+retention every --retention-every.
 
 Stop with SIGINT or SIGTERM: in-flight requests finish first.`,
 		Args: cobra.NoArgs,
@@ -52,6 +56,8 @@ Stop with SIGINT or SIGTERM: in-flight requests finish first.`,
 	fl.Float64Var(&f.rateApp, "upgrade-rate-app", 0, "token upgrades per second per app (0: default 50; negative: unlimited)")
 	fl.Float64Var(&f.rateIP, "upgrade-rate-ip", 0, "token upgrades per second per client IP (0: default 10; negative: unlimited)")
 	fl.DurationVar(&f.rotateEvery, "rotate-keys-every", keyring.DefaultRotateEvery, "age at which the access-token signing key is replaced")
+	fl.Float64Var(&f.ingestRate, "ingest-rate-app", 0, fmt.Sprintf("events per second each app may ingest (0: default %d; negative: unlimited)", httpapi.DefaultIngestRatePerApp))
+	fl.DurationVar(&f.retentionEvery, "retention-every", 15*time.Minute, "how often expired events and rollups are deleted (first run 10s after start; 0: never)")
 	return cmd
 }
 
@@ -125,11 +131,26 @@ func serve(ctx context.Context, f *serveFlags) error {
 	if issuer == "" {
 		issuer = defaultIssuer(ln.Addr())
 	}
-	api, err := httpapi.New(httpapi.Config{Store: store, Keys: ring, Issuer: issuer, Logger: log,
-		UpgradeRatePerApp: f.rateApp, UpgradeRatePerIP: f.rateIP})
+	// The embedded store keeps events beside apps; an engine without
+	// events leaves the analytics routes answering 503.
+	events, _ := store.(callsign.EventStore)
+	api, err := httpapi.New(httpapi.Config{Store: store, Events: events, Keys: ring, Issuer: issuer, Logger: log,
+		UpgradeRatePerApp: f.rateApp, UpgradeRatePerIP: f.rateIP, IngestRatePerApp: f.ingestRate})
 	if err != nil {
 		return err
 	}
+	jobs, stopJobs := context.WithCancel(context.Background())
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		api.RunRetention(jobs, min(10*time.Second, f.retentionEvery), f.retentionEvery)
+	}()
+	// Before the store closes (deferred above): stop the job and wait for
+	// a run in progress.
+	defer func() {
+		stopJobs()
+		<-retentionDone
+	}()
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,

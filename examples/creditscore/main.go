@@ -6,7 +6,10 @@
 //	go run ./examples/creditscore --addr 127.0.0.1:8081 --config config.json
 //
 // Routes: GET /creditscore, GET /whoami, POST /notes (body up to 1 MiB).
-// See config.go for the configuration file and README.md for a walkthrough.
+// With "callsign": {"server", "public_token" and/or "secret_token"} in the
+// configuration, every call (refused ones included) is captured as an
+// event and shipped to that callsign server. See config.go for the
+// configuration file and README.md for a walkthrough.
 package main
 
 import (
@@ -27,6 +30,8 @@ import (
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth"
+	"github.com/callsignhq/callsign/capture"
+	"github.com/callsignhq/callsign/client"
 )
 
 const (
@@ -54,9 +59,19 @@ func run(addr, configPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h, err := newHandler(cfg, log)
+	h, shipper, err := newHandler(cfg, log)
 	if err != nil {
 		return err
+	}
+	if shipper != nil {
+		defer func() {
+			// Deliver what is queued before exiting.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := shipper.Close(ctx); err != nil {
+				log.Warn("events not all delivered at shutdown", "error", err.Error())
+			}
+		}()
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -80,21 +95,40 @@ func run(addr, configPath string, log *slog.Logger) error {
 }
 
 // newHandler returns the API: every route behind the auth middleware, with
-// credentials required.
-func newHandler(cfg *Config, log *slog.Logger) (http.Handler, error) {
+// credentials required; and, when the config names a callsign server and
+// the app's tokens, the capture middleware around it all (so that refused
+// calls are events too) with the shipper that sends the events.
+func newHandler(cfg *Config, log *slog.Logger) (http.Handler, *capture.Shipper, error) {
 	authns, err := authenticators(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mw, err := auth.New(auth.Options{Authenticators: authns, Logger: log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /creditscore", getCreditScore)
 	mux.HandleFunc("GET /whoami", whoami)
 	mux.HandleFunc("POST /notes", postNote)
-	return mw.Handler(mux), nil
+	h := mw.Handler(capture.ReportPattern(mux))
+
+	cs := cfg.Callsign
+	if cs == nil || cs.Server == "" || (cs.PublicToken == "" && cs.SecretToken == "") {
+		return h, nil, nil
+	}
+	// With the secret token the example is a server-side shipper: it may
+	// send the verified user ids its auth middleware established. With
+	// only the public token it may send client-asserted ids only.
+	var tokens client.TokenSource = &client.UpgradeSource{Server: cs.Server, PublicToken: cs.PublicToken}
+	if cs.SecretToken != "" {
+		tokens = &client.ServerTokenSource{Server: cs.Server, SecretToken: cs.SecretToken}
+	}
+	shipper, err := capture.NewShipper(capture.ShipperOptions{Server: cs.Server, Tokens: tokens, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return capture.New(capture.Options{Mux: mux}, shipper).Handler(h), shipper, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

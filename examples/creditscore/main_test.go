@@ -59,7 +59,7 @@ func startCallsign(t *testing.T) *callsignServer {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	api, err := httpapi.New(httpapi.Config{Store: store, Keys: ring, Issuer: url, Logger: slog.New(slog.DiscardHandler)})
+	api, err := httpapi.New(httpapi.Config{Store: store, Events: store, Keys: ring, Issuer: url, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestCreditScoreInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(cfg, slog.New(slog.DiscardHandler))
+	h, _, err := newHandler(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestConfigErrors(t *testing.T) {
 			os.WriteFile(path, []byte(tt.cfg), 0o600)
 			cfg, err := loadConfig(path)
 			if err == nil {
-				_, err = newHandler(cfg, slog.New(slog.DiscardHandler))
+				_, _, err = newHandler(cfg, slog.New(slog.DiscardHandler))
 			}
 			if err == nil {
 				t.Fatal("accepted")
@@ -309,7 +309,7 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newHandler(cfg, slog.New(slog.DiscardHandler)); err != nil {
+	if _, _, err := newHandler(cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("allow_weak_secrets: %v", err)
 	}
 }
@@ -320,7 +320,71 @@ func TestConfigExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newHandler(cfg, slog.New(slog.DiscardHandler)); err != nil {
+	if _, _, err := newHandler(cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The issue's end-to-end path: the example ships its events to the callsign
+// server named in its config; a JWT-authenticated request like seed 000's
+// shows up attributed to its (verified) user, and a refused one with its
+// precise failure code, within 5 seconds.
+func TestEventsReachTheServer(t *testing.T) {
+	cs := startCallsign(t)
+	pub, _, _ := ed25519.GenerateKey(nil)
+	path := writeConfig(t, cs, pub)
+	b, _ := os.ReadFile(path)
+	b = []byte(strings.Replace(string(b), `"callsign": {"server": "`+cs.url+`"}`,
+		`"callsign": {"server": "`+cs.url+`", "public_token": "`+cs.app.PublicToken+`", "secret_token": "`+cs.secret+`"}`, 1))
+	os.WriteFile(path, b, 0o600)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, shipper, err := newHandler(cfg, slog.New(slog.DiscardHandler))
+	if err != nil || shipper == nil {
+		t.Fatalf("newHandler: %v, shipper %v", err, shipper)
+	}
+	defer shipper.Close(context.Background())
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	good := call(t, http.DefaultClient, "GET", srv.URL+"/creditscore", "", "Authorization", "Bearer "+hs256(t, jwt.MapClaims{"id": "alice", "exp": time.Now().Add(time.Hour).Unix()}), "X-Request-Id", "seed-000-call")
+	bad := call(t, http.DefaultClient, "GET", srv.URL+"/creditscore", "", "Authorization", "Bearer "+hs256(t, jwt.MapClaims{"id": "alice", "exp": time.Now().Add(-time.Hour).Unix()}), "X-Request-Id", "expired-call")
+	if good.status != 200 || bad.status != 401 {
+		t.Fatalf("calls: %d %d", good.status, bad.status)
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	var events []map[string]any
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", cs.url+"/v2/events?limit=10", nil)
+		req.Header.Set("Authorization", "Bearer "+cs.secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct{ Events []map[string]any }
+		json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if events = page.Events; len(events) >= 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a remote store, bounded by the 5 s deadline
+	}
+	byReq := map[string]map[string]any{}
+	for _, e := range events {
+		byReq[fmt.Sprint(e["request_id"])] = e
+	}
+	e, ok := byReq["seed-000-call"]
+	if !ok {
+		t.Fatalf("the seed 000 call did not reach the server within 5 s: %v", events)
+	}
+	if e["user_id"] != "alice" || e["scheme"] != "jwt" || e["route"] != "GET /creditscore" || e["status"] != float64(200) || e["auth_error"] != nil {
+		t.Fatalf("event = %v", e)
+	}
+	f, ok := byReq["expired-call"]
+	if !ok || f["auth_error"] != "expired" || f["status"] != float64(401) || f["user_id"] != "" {
+		t.Fatalf("refused call's event = %v", f)
 	}
 }

@@ -1,0 +1,172 @@
+package capture_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/callsignhq/callsign"
+	"github.com/callsignhq/callsign/auth"
+	"github.com/callsignhq/callsign/capture"
+	"github.com/callsignhq/callsign/client"
+	"github.com/callsignhq/callsign/httpapi"
+	"github.com/callsignhq/callsign/keyring"
+	"github.com/callsignhq/callsign/sqlite"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// realServer is the callsign server (embedded store) on loopback with one
+// app.
+type realServer struct {
+	url    string
+	app    *callsign.App
+	secret string
+}
+
+func newRealServer(t *testing.T) *realServer {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	kek, err := keyring.LoadKEK(dir+"/"+keyring.KEKFileName, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.New(store, kek, keyring.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := httpapi.New(httpapi.Config{Store: store, Events: store, Keys: ring, Issuer: "https://callsign.test",
+		Logger: slog.New(slog.DiscardHandler), UpgradeRatePerApp: -1, UpgradeRatePerIP: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	app := callsign.NewApp("creditscore", time.Now())
+	sec, tok := callsign.NewSecret(app.ID, "default", time.Now())
+	if err := store.CreateApp(ctx, app, sec); err != nil {
+		t.Fatal(err)
+	}
+	return &realServer{url: srv.URL, app: app, secret: tok}
+}
+
+// events lists the app's events through GET /v2/events with the secret.
+func (s *realServer) events(t *testing.T, query url.Values) []callsign.EventJSON {
+	t.Helper()
+	req, _ := http.NewRequest("GET", s.url+"/v2/events?"+query.Encode(), nil)
+	req.Header.Set("Authorization", "Bearer "+s.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v2/events: %d %s", resp.StatusCode, b)
+	}
+	var page struct {
+		Events []callsign.EventJSON `json:"events"`
+	}
+	if err := json.Unmarshal(b, &page); err != nil {
+		t.Fatal(err)
+	}
+	return page.Events
+}
+
+// Seed 000's API, captured and shipped to the real server with a server
+// token: a JWT call is attributed to its verified user, a refused one
+// carries its failure code, an API-asserted user keeps its provenance.
+func TestEndToEndServerToken(t *testing.T) {
+	cs := newRealServer(t)
+	sh, err := capture.NewShipper(capture.ShipperOptions{Server: cs.url,
+		Tokens: &client.ServerTokenSource{Server: cs.url, SecretToken: cs.secret}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw, err := auth.New(auth.Options{Authenticators: authenticators(t), Logger: slog.New(slog.DiscardHandler), Mode: auth.Optional})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := notesMux()
+	c := capture.New(capture.Options{Mux: inner, Now: time.Now,
+		IdentifyUser: func(r *http.Request, _ capture.Response) string { return r.Header.Get("X-Session-User") }}, sh)
+	api := httptest.NewServer(c.Handler(mw.Handler(capture.ReportPattern(inner))))
+	defer api.Close()
+
+	call := func(tok, session string) {
+		req, _ := http.NewRequest("GET", api.URL+"/notes/42?token=leak", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if session != "" {
+			req.Header.Set("X-Session-User", session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	call(jwtToken(t, "k1", jwt.MapClaims{"id": "user-42", "exp": testNow.Add(time.Hour).Unix()}), "")
+	call(jwtToken(t, "k1", jwt.MapClaims{"id": "user-42", "exp": testNow.Add(-time.Hour).Unix()}), "")
+	call("", "carol")
+	if err := sh.Close(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sh.Stats(); st.Sent != 3 || st.DroppedRejected != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	byUser := cs.events(t, url.Values{"user_id": {"user-42"}})
+	if len(byUser) != 1 || byUser[0].Scheme != "jwt" || byUser[0].Route != "GET /notes/{id}" || byUser[0].URI != "/notes/42?token=REDACTED" {
+		t.Errorf("user-42's events: %+v", byUser)
+	}
+	all := cs.events(t, url.Values{})
+	var refused, asserted int
+	for _, e := range all {
+		if e.AuthError == auth.CodeExpired && e.Status == 401 && e.UserID == "" && e.KeyID == "k1" {
+			refused++
+		}
+		if e.APIUserID == "carol" && e.UserID == "" {
+			asserted++
+		}
+	}
+	if len(all) != 3 || refused != 1 || asserted != 1 {
+		t.Errorf("events: %+v", all)
+	}
+}
+
+// A client holding only the public token ships with an anonymous access
+// token: the server takes client-asserted ids and rejects verified ones,
+// which the Shipper counts and does not retry.
+func TestEndToEndPublicToken(t *testing.T) {
+	cs := newRealServer(t)
+	sl := &sleeps{}
+	sh, err := capture.NewShipper(capture.ShipperOptions{Server: cs.url,
+		Tokens: &client.UpgradeSource{Server: cs.url, PublicToken: cs.app.PublicToken}, Logger: slog.New(slog.DiscardHandler), Sleep: sl.sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, ClientUserID: "bob"})
+	sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, UserID: "mallory"})
+	if err := sh.Close(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sh.Stats(); st.Sent != 1 || st.DroppedRejected != 1 || st.Retries != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if ev := cs.events(t, url.Values{"client_user_id": {"bob"}}); len(ev) != 1 || ev[0].UserID != "" {
+		t.Errorf("bob's events: %+v", ev)
+	}
+}

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callsignhq/callsign"
+)
+
+// Every listing reads an index: the time index, or the partial index of
+// the user or auth error it filters on; none scans the table or sorts it.
+func TestEventsQueryPlans(t *testing.T) {
+	db, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	cursor := encodeCursor(at.UnixMicro(), "ev-1")
+	for _, tc := range []struct {
+		f     callsign.EventFilter
+		index string
+	}{
+		{callsign.EventFilter{}, "events_app_time_id"},
+		{callsign.EventFilter{From: at, To: at.Add(time.Hour), Cursor: cursor}, "events_app_time_id"},
+		{callsign.EventFilter{Route: "GET /x", Method: "GET", Status: 404, StatusClass: 4}, "events_app_time_id"},
+		{callsign.EventFilter{UserID: "u", Cursor: cursor}, "events_app_user"},
+		{callsign.EventFilter{UserID: "u", ClientUserID: "c", AuthError: "expired"}, "events_app_user"},
+		{callsign.EventFilter{ClientUserID: "c", From: at}, "events_app_client_user"},
+		{callsign.EventFilter{APIUserID: "a", To: at}, "events_app_api_user"},
+		{callsign.EventFilter{AuthError: "expired", Cursor: cursor}, "events_app_auth_error"},
+	} {
+		tc.f.AppID = "app"
+		q, args, _, err := eventsQuery(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := explain(t, db, q, args)
+		if !strings.Contains(plan, "USING INDEX "+tc.index+" (app_id=?") || strings.Contains(plan, "SCAN events") ||
+			strings.Contains(plan, "TEMP B-TREE FOR ORDER BY") {
+			t.Errorf("filter %+v: plan\n%s\nwant a search of %s, no scan and no full sort", tc.f, plan, tc.index)
+		}
+	}
+}
+
+func explain(t *testing.T, db *DB, q string, args []any) string {
+	t.Helper()
+	rows, err := db.r.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(detail + "\n")
+	}
+	return b.String()
+}
+
+// Aggregating in small chunks gives the same rollups as in one go, and
+// leaves the watermark at the last event.
+func TestRollUpInChunks(t *testing.T) {
+	ctx := t.Context()
+	open := func() *DB {
+		db, err := Open(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	start := time.Date(2025, 3, 1, 22, 30, 0, 0, time.UTC)
+	var evs []*callsign.Event
+	for i := range 1000 {
+		evs = append(evs, &callsign.Event{ID: fmt.Sprint("e", i), AppID: "app", Time: start.Add(time.Duration(i*i) * 7 * time.Millisecond),
+			Method: "GET", Route: fmt.Sprint("GET /r", i%7), Status: []int{200, 201, 404, 500, 401}[i%5], Latency: time.Duration(100+i*37) * time.Microsecond,
+			UserID: fmt.Sprint("u", i%13), CompanyID: fmt.Sprint("c", i%3), AuthError: map[int]string{4: "expired"}[i%5], Weight: float64(i % 3)})
+	}
+	for _, db := range []*DB{a, b} {
+		if _, err := db.AppendEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Retention deleted a few events before aggregation, some at the end of
+	// the last chunk: the watermark must still move past them.
+	for _, db := range []*DB{a, b} {
+		if _, err := db.w.ExecContext(ctx, "DELETE FROM events WHERE seq BETWEEN 990 AND 999 OR seq BETWEEN 10 AND 80"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.rollUp(ctx, 1, 37); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	var mark int64
+	if err := a.r.QueryRow("SELECT rolled_up FROM event_rollup_state").Scan(&mark); err != nil || mark != 1000 {
+		t.Fatalf("watermark %d, %v; want 1000", mark, err)
+	}
+	for _, gb := range []string{callsign.GroupRoute, callsign.GroupUserID, callsign.GroupCompany, callsign.GroupStatus, callsign.GroupAuthError} {
+		q := callsign.MetricsQuery{AppID: "app", From: start.Add(-time.Hour), To: start.Add(3 * time.Hour), GroupBy: gb, Interval: time.Hour}
+		ra, err := a.Metrics(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := b.Metrics(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ra, rb) || len(ra.Groups) == 0 {
+			t.Errorf("%s: chunked rollups differ:\n%+v\n%+v", gb, ra.Groups, rb.Groups)
+		}
+	}
+}
+
+func TestCover(t *testing.T) {
+	spans := []int64{86400, 3600, 60}
+	for _, tc := range []struct {
+		lo, hi int64
+		want   []segment
+	}{
+		{0, 86400, []segment{{86400, 0, 86400}}},
+		{60, 120, []segment{{60, 60, 120}}},
+		{3540, 86400 + 3660, []segment{{60, 3540, 3600}, {3600, 3600, 86400 + 3600}, {60, 86400 + 3600, 86400 + 3660}}},
+		{3540, 2*86400 + 3660, []segment{{60, 3540, 3600}, {3600, 3600, 86400}, {86400, 86400, 172800}, {3600, 172800, 172800 + 3600}, {60, 172800 + 3600, 172800 + 3660}}},
+		{-3600, 3600, []segment{{3600, -3600, 3600}}},
+		{86400 - 60, 2*86400 + 60, []segment{{60, 86340, 86400}, {86400, 86400, 172800}, {60, 172800, 172860}}},
+	} {
+		if got := cover(tc.lo, tc.hi, spans); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("cover(%d, %d) = %v, want %v", tc.lo, tc.hi, got, tc.want)
+		}
+	}
+}
+
+func FuzzDecodeCursor(f *testing.F) {
+	f.Add(encodeCursor(1740787200000000, "ev-1"))
+	f.Add("")
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, id, ok := decodeCursor(s)
+		if !ok {
+			return
+		}
+		if again := encodeCursor(tm, id); again != s {
+			t.Errorf("decodeCursor(%q) = %d, %q, which encodes as %q", s, tm, id, again)
+		}
+	})
+}
