@@ -51,7 +51,7 @@ func TestRootImportsOnlyStdlib(t *testing.T) {
 // driver or database/sql (tailscale's deptest does the same).
 func TestLibraryHasNoDatabaseDeps(t *testing.T) {
 	bad := []string{"database/sql", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/mattn/go-sqlite3"}
-	for _, p := range listPackages(t, "./auth/...", "./client", "./replay", "./internal/strictjson") {
+	for _, p := range listPackages(t, "./auth/...", "./capture", "./client", "./replay", "./internal/strictjson") {
 		for _, d := range p.Deps {
 			for _, b := range bad {
 				if d == b || strings.HasPrefix(d, b+"/") {

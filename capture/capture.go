@@ -291,7 +291,13 @@ func SensitiveHeader(name string) bool {
 	return false
 }
 
-// Handler returns next with every call captured.
+// Handler returns next with every call captured. The ResponseWriter next
+// sees implements http.Flusher, http.Hijacker, http.Pusher, io.ReaderFrom
+// and io.StringWriter by passing each call to the server's writer (an
+// operation it does not support returns http.ErrNotSupported, as
+// http.ResponseController does), and Unwrap, so that ResponseController's
+// deadlines and full duplex reach the server. A panic in next is recorded
+// as a 500 and re-raised.
 func (c *Capture) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.o.Skip != nil && c.o.Skip(r) {
@@ -338,7 +344,12 @@ func (c *Capture) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 
 // finish builds the event of a call and hands it to the sink.
 func (c *Capture) finish(rec *recorder, r *http.Request, start time.Time) {
-	latency := c.now().Sub(start)
+	var latency time.Duration
+	if c.o.Now == nil {
+		latency = time.Since(start) // monotonic clock only: cheaper than Now
+	} else {
+		latency = c.now().Sub(start)
+	}
 	status := rec.status
 	switch {
 	case rec.panicked:
@@ -415,7 +426,7 @@ func (c *Capture) finish(rec *recorder, r *http.Request, start time.Time) {
 
 	// The id, the URI and the IP are built in one buffer and made one
 	// string: one allocation for the three.
-	b := appendEventID(rec.scratch[:0], start)
+	b := rec.appendEventID(rec.scratch[:0], start)
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()

@@ -35,11 +35,14 @@
 //	c := capture.New(capture.Options{Mux: mux}, shipper)
 //	handler := c.Handler(authMiddleware.Handler(capture.ReportPattern(mux)))
 //
-// For chi, use
-// Options.Route with chi's Mux.Find (Route: func(r *http.Request) string {
-// return router.Find(chi.NewRouteContext(), r.Method, r.URL.Path) }), or call
-// SetRoute(w, chi.RouteContext(r.Context()).RoutePattern()) from a chi
-// middleware after next returns.
+// For chi (v5.2 and later), resolve the route with the router's Find:
+//
+//	Route: func(r *http.Request) string {
+//		return router.Find(chi.NewRouteContext(), r.Method, r.URL.Path)
+//	},
+//
+// or call SetRoute(w, chi.RouteContext(r.Context()).RoutePattern()) from a
+// chi middleware after next returns.
 //
 // Query strings are redacted by default: the names stay, every value is
 // replaced by "REDACTED" unless its name is in Options.QueryAllow (see

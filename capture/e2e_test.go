@@ -146,27 +146,50 @@ func TestEndToEndServerToken(t *testing.T) {
 	}
 }
 
+// tokenFunc is a TokenSource the Shipper cannot recognise.
+type tokenFunc func(context.Context) (string, error)
+
+func (f tokenFunc) Token(ctx context.Context) (string, error) { return f(ctx) }
+
 // A client holding only the public token ships with an anonymous access
-// token: the server takes client-asserted ids and rejects verified ones,
-// which the Shipper counts and does not retry.
+// token: the server takes client-asserted ids and rejects verified and
+// API-asserted ones. The Shipper knows an UpgradeSource without secret and
+// clears those ids (the events still count); told nothing, it counts the
+// rejections and does not retry them.
 func TestEndToEndPublicToken(t *testing.T) {
 	cs := newRealServer(t)
-	sl := &sleeps{}
-	sh, err := capture.NewShipper(capture.ShipperOptions{Server: cs.url,
-		Tokens: &client.UpgradeSource{Server: cs.url, PublicToken: cs.app.PublicToken}, Logger: slog.New(slog.DiscardHandler), Sleep: sl.sleep})
-	if err != nil {
-		t.Fatal(err)
+	up := &client.UpgradeSource{Server: cs.url, PublicToken: cs.app.PublicToken}
+	tests := []struct {
+		name           string
+		tokens         client.TokenSource
+		sent, rejected uint64
+	}{
+		{"UpgradeSource: ids cleared", up, 3, 0},
+		{"opaque source: rejected", tokenFunc(up.Token), 1, 2},
 	}
-	now := time.Now()
-	sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, ClientUserID: "bob"})
-	sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, UserID: "mallory"})
-	if err := sh.Close(ctxTimeout(t, 10*time.Second)); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sl := &sleeps{}
+			sh, err := capture.NewShipper(capture.ShipperOptions{Server: cs.url, Tokens: tt.tokens, Logger: slog.New(slog.DiscardHandler), Sleep: sl.sleep})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, ClientUserID: "bob"})
+			sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, UserID: "mallory", ClientUserID: "bob"})
+			sh.Enqueue(&callsign.Event{Time: now, Method: "GET", Route: "/x", Status: 200, APIUserID: "mallory", ClientUserID: "bob"})
+			if err := sh.Close(ctxTimeout(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if st := sh.Stats(); st.Sent != tt.sent || st.DroppedRejected != tt.rejected || st.Retries != 0 {
+				t.Errorf("stats %+v", st)
+			}
+			if ev := cs.events(t, url.Values{"user_id": {"mallory"}}); len(ev) != 0 {
+				t.Errorf("mallory's events: %+v", ev)
+			}
+		})
 	}
-	if st := sh.Stats(); st.Sent != 1 || st.DroppedRejected != 1 || st.Retries != 0 {
-		t.Errorf("stats %+v", st)
-	}
-	if ev := cs.events(t, url.Values{"client_user_id": {"bob"}}); len(ev) != 1 || ev[0].UserID != "" {
-		t.Errorf("bob's events: %+v", ev)
+	if ev := cs.events(t, url.Values{"client_user_id": {"bob"}}); len(ev) != 4 {
+		t.Errorf("bob has %d events, want 4", len(ev))
 	}
 }

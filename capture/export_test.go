@@ -15,6 +15,7 @@ var (
 	ParseRetryAfter   = parseRetryAfter
 	GetEvent          = getEvent
 	ReleaseEvent      = putEvent
+	ParseIPv4Port     = parseIPv4Port
 )
 
 // BatchEncoder runs the Shipper's batching code (encode, batch, gzip)

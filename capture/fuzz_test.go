@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -119,6 +120,23 @@ func FuzzParseRetryAfter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		if d, ok := capture.ParseRetryAfter(v, now); ok && d < 0 {
 			t.Fatalf("%q: negative wait %v", v, d)
+		}
+	})
+}
+
+// The IPv4 fast path agrees with net/netip on everything it accepts.
+func FuzzParseIPv4Port(f *testing.F) {
+	for _, s := range []string{"203.0.113.7:51234", "1.2.3.4:", "01.2.3.4:5", "256.1.1.1:1", "[::1]:80", "1.2.3.4:5x", "0.0.0.0:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ip, ok := capture.ParseIPv4Port(s)
+		if !ok {
+			return
+		}
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil || !ap.Addr().Is4() || ap.Addr().As4() != ip {
+			t.Fatalf("%q: fast path %v, netip %v %v", s, ip, ap, err)
 		}
 	})
 }

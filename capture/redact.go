@@ -16,31 +16,41 @@ const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // NewEventID returns a new event id for an event at t: 22 base62
 // characters, 9 of the Unix time in milliseconds then 13 random ones (77
-// bits). Ids sort by time (to the millisecond) as strings, and are unique
-// with overwhelming probability without any coordination. The Shipper
-// gives one to events enqueued without an id.
-func NewEventID(t time.Time) string { return string(appendEventID(nil, t)) }
+// random bits). Ids sort by time (to the millisecond) as strings, and are
+// unique with overwhelming probability without any coordination. The
+// Shipper gives one to events enqueued without an id.
+func NewEventID(t time.Time) string {
+	var rec recorder
+	return string(rec.appendEventID(nil, t))
+}
 
-func appendEventID(b []byte, t time.Time) []byte {
-	var id [idLen]byte
-	ms := uint64(max(t.UnixMilli(), 0))
-	for i := 8; i >= 0; i-- {
-		id[i] = base62[ms%62]
-		ms /= 62
+const idTimeLen = 9 // base62 digits of the milliseconds: 62^9 > 2^53
+
+// appendEventID appends a new event id; rec caches the time digits.
+func (rec *recorder) appendEventID(b []byte, t time.Time) []byte {
+	ms := max(t.UnixMilli(), 0)
+	if ms != rec.idMS || rec.idPrefix[0] == 0 {
+		rec.idMS = ms
+		for i, m := idTimeLen-1, uint64(ms); i >= 0; i-- {
+			rec.idPrefix[i] = base62[m%62]
+			m /= 62
+		}
 	}
-	// math/rand/v2's global generator is per-thread ChaCha8 seeded by the
-	// runtime: unpredictable, lock-free, no system call.
-	r := rand.Uint64()
-	for i := 9; i < 19; i++ { // 62^10 < 2^64
-		id[i] = base62[r%62]
-		r /= 62
+	b = append(b, rec.idPrefix[:]...)
+	// 6 random bits a character, folded onto 62 symbols (the last two
+	// symbols twice as likely): 5.95 bits each, 77 in all. math/rand/v2's
+	// global generator is per-thread ChaCha8 seeded by the runtime:
+	// unpredictable, lock-free, no system call.
+	r1, r2 := rand.Uint64(), rand.Uint64()
+	for range 10 {
+		b = append(b, base62[(r1&63)%62])
+		r1 >>= 6
 	}
-	r = rand.Uint64()
-	for i := 19; i < idLen; i++ {
-		id[i] = base62[r%62]
-		r /= 62
+	for range idLen - idTimeLen - 10 {
+		b = append(b, base62[(r2&63)%62])
+		r2 >>= 6
 	}
-	return append(b, id[:]...)
+	return b
 }
 
 // appendURI appends uri with its query string under the Capture's policy.
@@ -96,7 +106,7 @@ func appendRedactedURI(b []byte, uri string, policy QueryPolicy, allow, deny []s
 // unescapeName returns the decoded parameter name, so that an encoded
 // name ("tok%65n") is judged by what the API will read.
 func unescapeName(name string) string {
-	if strings.ContainsAny(name, "%+") {
+	if strings.IndexByte(name, '%') >= 0 || strings.IndexByte(name, '+') >= 0 {
 		if u, err := url.QueryUnescape(name); err == nil {
 			return u
 		}
@@ -164,6 +174,16 @@ func (c *Capture) appendIP(b []byte, r *http.Request) []byte {
 			s = strings.TrimSpace(last)
 		}
 	}
+	if c.o.RemoteIP == IPTruncate {
+		if ip, ok := parseIPv4Port(s); ok { // the common case, without netip
+			b = appendUint8(b, ip[0])
+			b = append(b, '.')
+			b = appendUint8(b, ip[1])
+			b = append(b, '.')
+			b = appendUint8(b, ip[2])
+			return append(b, ".0"...)
+		}
+	}
 	addr, ok := parseIP(s)
 	if !ok {
 		return b
@@ -190,4 +210,47 @@ func parseIP(s string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return addr.Unmap().WithZone(""), true
+}
+
+// parseIPv4Port parses "a.b.c.d:port" (decimal, no leading zeros, as
+// net/http writes RemoteAddr); ok is false for anything else.
+func parseIPv4Port(s string) (ip [4]byte, ok bool) {
+	i := 0
+	for f := range 4 {
+		start, v := i, 0
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' && i-start < 3 {
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		if i == start || v > 255 || (s[start] == '0' && i-start > 1) {
+			return ip, false
+		}
+		ip[f] = byte(v)
+		sep := byte('.')
+		if f == 3 {
+			sep = ':'
+		}
+		if i >= len(s) || s[i] != sep {
+			return ip, false
+		}
+		i++
+	}
+	port := 0
+	for j := i; j < len(s); j++ {
+		if s[j] < '0' || s[j] > '9' || j-i >= 5 {
+			return ip, false
+		}
+		port = port*10 + int(s[j]-'0')
+	}
+	return ip, i < len(s) && port <= 65535
+}
+
+func appendUint8(b []byte, v byte) []byte {
+	if v >= 100 {
+		b = append(b, '0'+v/100)
+	}
+	if v >= 10 {
+		b = append(b, '0'+v/10%10)
+	}
+	return append(b, '0'+v%10)
 }

@@ -49,6 +49,13 @@ type ShipperOptions struct {
 	// elsewhere. When it has an Invalidate method, a 401 invalidates the
 	// token and the batch is sent again at once, once.
 	Tokens client.TokenSource
+	// ClientToken says Tokens are a client's anonymous access tokens
+	// (from the public token): the server refuses events with a verified
+	// user_id or an api_user_id from them, so the Shipper clears both
+	// before sending and the events still count (client_user_id stays).
+	// It is set when Tokens is a *client.UpgradeSource without a
+	// SecretToken.
+	ClientToken bool
 	// HTTPClient sends the batches; a client with a 30 s timeout if nil.
 	HTTPClient *http.Client
 
@@ -99,29 +106,33 @@ type ShipperOptions struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Stats are a Shipper's counters since it started. Every event enqueued is
-// eventually sent, a duplicate, dropped (under one of the Dropped* causes)
-// or still queued, batched or spooled.
+// Stats are a Shipper's counters since it started. Every event Enqueue
+// accepted (Enqueued) is eventually Sent, a duplicate, dropped under one of
+// DroppedRejected, DroppedInvalid, DroppedSpoolFull, DroppedSpoolError or
+// DroppedShutdown, or is still queued, batched or spooled. Events Enqueue
+// refused (DroppedQueueFull, DroppedClosed) were never enqueued.
 type Stats struct {
-	Enqueued         uint64 `json:"enqueued"`             // accepted by Enqueue
-	Sent             uint64 `json:"sent"`                 // accepted by the server
-	Duplicates       uint64 `json:"duplicates"`           // already stored (a retried batch)
-	DroppedQueueFull uint64 `json:"dropped_queue_full"`   // refused by Enqueue: the queue was full
-	DroppedRejected  uint64 `json:"dropped_rejected"`     // refused one by one by the server
-	DroppedInvalid   uint64 `json:"dropped_invalid"`      // in batches the server refused whole (400, 413, ...), or unencodable
-	DroppedSpoolFull uint64 `json:"dropped_spool_full"`   // in the oldest segments, deleted to bound the spool
-	DroppedShutdown  uint64 `json:"dropped_shutdown"`     // not delivered when Close gave up, without a spool (or after Close)
-	CorruptSegments  uint64 `json:"corrupt_segments"`     // spool segments that did not decode, deleted
-	Retries          uint64 `json:"retries"`              // attempts after the first of a batch
-	TokenRefreshes   uint64 `json:"token_refreshes"`      // tokens invalidated after a 401
-	Batches          uint64 `json:"batches"`              // batches acknowledged by the server
-	Spooled          uint64 `json:"spooled"`              // events written to the spool
-	Replayed         uint64 `json:"replayed"`             // events of spooled batches the server then took
-	Queued           int    `json:"queued"`               // waiting in the queue now
-	SpoolSegments    int    `json:"spool_segments"`       // in the spool now
-	SpoolBytes       int64  `json:"spool_bytes"`          // in the spool now
-	LastError        string `json:"last_error,omitempty"` // of the last failed attempt
-	LastErrorTime    string `json:"last_error_time,omitempty"`
+	Enqueued          uint64 `json:"enqueued"`             // accepted by Enqueue
+	Sent              uint64 `json:"sent"`                 // accepted by the server
+	Duplicates        uint64 `json:"duplicates"`           // already stored (a retried batch)
+	DroppedQueueFull  uint64 `json:"dropped_queue_full"`   // refused by Enqueue: the queue was full
+	DroppedRejected   uint64 `json:"dropped_rejected"`     // refused one by one by the server
+	DroppedInvalid    uint64 `json:"dropped_invalid"`      // in batches the server refused whole (400, 413, ...), or unencodable
+	DroppedSpoolFull  uint64 `json:"dropped_spool_full"`   // in the oldest segments, deleted to bound the spool
+	DroppedSpoolError uint64 `json:"dropped_spool_error"`  // in batches the spool could not write (disk full, ...)
+	DroppedShutdown   uint64 `json:"dropped_shutdown"`     // not delivered when Close gave up, without a spool
+	DroppedClosed     uint64 `json:"dropped_closed"`       // refused by Enqueue after Close
+	CorruptSegments   uint64 `json:"corrupt_segments"`     // spool segments that did not decode, deleted
+	Retries           uint64 `json:"retries"`              // attempts after the first of a batch
+	TokenRefreshes    uint64 `json:"token_refreshes"`      // tokens invalidated after a 401
+	Batches           uint64 `json:"batches"`              // batches acknowledged by the server
+	Spooled           uint64 `json:"spooled"`              // events written to the spool
+	Replayed          uint64 `json:"replayed"`             // events of spooled batches the server then took
+	Queued            int    `json:"queued"`               // waiting in the queue now
+	SpoolSegments     int    `json:"spool_segments"`       // in the spool now
+	SpoolBytes        int64  `json:"spool_bytes"`          // in the spool now
+	LastError         string `json:"last_error,omitempty"` // of the last failed attempt
+	LastErrorTime     string `json:"last_error_time,omitempty"`
 }
 
 // ErrClosed is returned by Flush after Close.
@@ -146,7 +157,7 @@ type Shipper struct {
 
 	c struct {
 		enqueued, sent, duplicates, droppedQueueFull, droppedRejected, droppedInvalid,
-		droppedSpoolFull, droppedShutdown, corrupt, retries, refreshes, batches, spooled, replayed atomic.Uint64
+		droppedSpoolFull, droppedSpoolError, droppedShutdown, droppedClosed, corrupt, retries, refreshes, batches, spooled, replayed atomic.Uint64
 		spoolSegments, spoolBytes atomic.Int64
 	}
 	warned    [numWarnings]limiter
@@ -176,6 +187,9 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	u, err := url.Parse(opts.Server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("capture: ShipperOptions.Server %q is not an http(s) URL", opts.Server)
+	}
+	if up, ok := opts.Tokens.(*client.UpgradeSource); ok && up.SecretToken == "" {
+		opts.ClientToken = true
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -258,10 +272,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Enqueue implements Sink. It never blocks: when the queue is full the
 // event is dropped and counted (Stats.DroppedQueueFull) and a warning is
-// logged at most once per WarnInterval. After Close it drops every event.
+// logged at most once per WarnInterval. After Close it drops every event
+// (Stats.DroppedClosed). An event enqueued while Close runs may be lost
+// uncounted.
 func (s *Shipper) Enqueue(e *callsign.Event) bool {
 	if s.closed.Load() {
-		s.c.droppedShutdown.Add(1)
+		s.c.droppedClosed.Add(1)
 		putEvent(e)
 		return false
 	}
@@ -284,7 +300,8 @@ func (s *Shipper) Stats() Stats {
 		Enqueued: s.c.enqueued.Load(), Sent: s.c.sent.Load(), Duplicates: s.c.duplicates.Load(),
 		DroppedQueueFull: s.c.droppedQueueFull.Load(), DroppedRejected: s.c.droppedRejected.Load(),
 		DroppedInvalid: s.c.droppedInvalid.Load(), DroppedSpoolFull: s.c.droppedSpoolFull.Load(),
-		DroppedShutdown: s.c.droppedShutdown.Load(), CorruptSegments: s.c.corrupt.Load(), Retries: s.c.retries.Load(),
+		DroppedSpoolError: s.c.droppedSpoolError.Load(), DroppedShutdown: s.c.droppedShutdown.Load(),
+		DroppedClosed: s.c.droppedClosed.Load(), CorruptSegments: s.c.corrupt.Load(), Retries: s.c.retries.Load(),
 		TokenRefreshes: s.c.refreshes.Load(), Batches: s.c.batches.Load(), Spooled: s.c.spooled.Load(),
 		Replayed: s.c.replayed.Load(), Queued: len(s.queue), SpoolSegments: int(s.c.spoolSegments.Load()),
 		SpoolBytes: s.c.spoolBytes.Load(),
@@ -409,6 +426,9 @@ func (s *Shipper) add(e *callsign.Event) {
 		putEvent(e)
 		return
 	}
+	if s.o.ClientToken {
+		e.UserID, e.APIUserID = "", "" // never sent as anything else
+	}
 	s.ev = appendEventJSON(s.ev[:0], e)
 	putEvent(e)
 	if s.n > 0 && len(s.raw)+1+len(s.ev)+2 > s.o.BatchBytes {
@@ -477,7 +497,7 @@ func (s *Shipper) ship(body []byte, n int) {
 func (s *Shipper) toSpool(body []byte, n int) {
 	dropped, err := s.spool.write(n, body)
 	if err != nil {
-		s.c.droppedShutdown.Add(uint64(n))
+		s.c.droppedSpoolError.Add(uint64(n))
 		s.setErr(err)
 		s.warn(warnSpool, "capture: cannot write to the spool, events dropped", "events", n, "error", err)
 		return

@@ -28,6 +28,12 @@ type recorder struct {
 	userID, clientUserID, keyID, appID, requestID, authError string
 	route                                                    string
 
+	// The last millisecond an event id was made for and its base62
+	// digits: a pooled recorder often serves calls of the same
+	// millisecond. Kept across release.
+	idMS     int64
+	idPrefix [idTimeLen]byte
+
 	body    countingBody
 	respLog bool // the response body is being logged
 	respDec bool // respLog was decided (at the first write)
@@ -53,7 +59,7 @@ func (rec *recorder) release() {
 	if cap(respBuf) > maxPooledBuf {
 		respBuf = nil
 	}
-	*rec = recorder{scratch: scratch, respBuf: respBuf}
+	*rec = recorder{scratch: scratch, respBuf: respBuf, idMS: rec.idMS, idPrefix: rec.idPrefix}
 	rec.body.buf = reqBuf
 	recorderPool.Put(rec)
 }

@@ -17,10 +17,10 @@ import (
 
 // The event store. Three kinds of tables (migrations/0003_events.sql):
 //
-//   - events: the raw events, one row each, unique per (app_id, id), with a
-//     monotonic seq (AUTOINCREMENT, never reused). Listings use the indexes
-//     (app_id, time) and, partial, (app_id, user_id | client_user_id |
-//     api_user_id | auth_error, time).
+//   - events: the raw events, one row each, unique per (app_id, time, id),
+//     with a monotonic seq (AUTOINCREMENT, never reused). That unique index
+//     also serves listings newest first; partial indexes (app_id, user_id |
+//     client_user_id | api_user_id | auth_error, time) serve the filters.
 //   - event_rollups_route: per app × bucket × route × status class × auth
 //     error, at three granularities (minute, hour, day); answers group_by
 //     route, status and auth_error. No user dimension, so a bucket has at
@@ -30,7 +30,10 @@ import (
 //
 // The user dimension has no minute rollup: with many users nearly every
 // event of a minute is its own (route, user) cell, so a minute × route ×
-// user rollup is as large as the raw table and as slow to aggregate.
+// user rollup is about as large as the raw table and as slow to aggregate.
+// A query reads the coarsest buckets that fit in its range and finer ones
+// only at the edges (cover), so 7 days of routes read 7 day rows per
+// (route, class, code) plus at most 46 hours and 118 minutes of edges.
 //
 // Rollups are maintained asynchronously from a durable watermark
 // (event_rollup_state.rolled_up, a seq) but without a background goroutine:
@@ -40,9 +43,13 @@ import (
 // with the rollups. Metrics and DeleteEventsBefore first aggregate whatever
 // is pending, so their answers include every acknowledged event. A crash
 // after the raw commit leaves events above the watermark, aggregated by the
-// next call. Aggregating many events at a time is what makes rollups cheap:
-// the same (hour, user) or (minute, route) cell is updated once per
-// aggregation instead of once per batch; BENCHMARKS.md has the figures.
+// next call. Aggregating many events at a time is what makes rollups
+// affordable: a busy (hour, user) or (minute, route) cell is updated once
+// per aggregation instead of once per batch. Updating the rollups in the
+// append's own transaction costs about 2.3 upserts per event with 10,000
+// users (each batch touches ~900 user cells at two granularities); reading
+// the pending events back costs ~2.5 µs each and an aggregation of 32,768
+// events upserts about 20,000 cells, ~0.6 per event.
 
 // Insert chunk sizes: a batch is written by multi-row INSERTs of these
 // many events (largest first), each a statement prepared once.
