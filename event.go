@@ -26,7 +26,10 @@ const (
 // IdentifyUser callback of an API that authenticates on its own), and
 // ClientUserID was asserted by the client (X-Client-User-Id).
 type Event struct {
-	// ID is unique per app; a retried batch is not counted twice.
+	// ID identifies the event: a retried batch resends the same (ID,
+	// Time) and is not counted twice. Stores deduplicate on (AppID, Time,
+	// ID), which keeps inserts in time order; an ID reused with another
+	// Time is another event.
 	ID    string
 	AppID string
 	Time  time.Time
@@ -159,8 +162,8 @@ type IngestResult struct {
 // answered from rollups, never by scanning raw events.
 type EventStore interface {
 	// AppendEvents stores events (already validated, AppID set) durably:
-	// when it returns nil they survive a crash. Events whose (AppID, ID)
-	// is already stored are counted as duplicates and not stored again.
+	// when it returns nil they survive a crash. Events whose (AppID, Time,
+	// ID) is already stored are counted as duplicates and not stored again.
 	// The batch is written entirely or not at all.
 	AppendEvents(ctx context.Context, events []*Event) (IngestResult, error)
 	// Events lists events matching f, newest first.

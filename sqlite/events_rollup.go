@@ -154,7 +154,30 @@ func cmpUserKey(a, b userKey) int {
 type aggregator struct {
 	route  map[routeKey]*cell
 	user   map[userKey]*cell
+	users  []userEntry // for event_users
 	intern map[string]string
+}
+
+// userEntry is a row of event_users.
+type userEntry struct {
+	app  string
+	kind int64
+	user string
+	time int64
+	id   string
+	seq  int64
+}
+
+// Kinds of event_users rows.
+const (
+	kindUser       = 0
+	kindClientUser = 1
+	kindAPIUser    = 2
+)
+
+func cmpUserEntry(a, b userEntry) int {
+	return cmp.Or(strings.Compare(a.app, b.app), cmp.Compare(a.kind, b.kind), strings.Compare(a.user, b.user),
+		cmp.Compare(a.time, b.time), strings.Compare(a.id, b.id))
 }
 
 func newAggregator() *aggregator {
@@ -174,7 +197,10 @@ func (a *aggregator) str(b sql.RawBytes) string {
 
 // pendingEvent is what aggregation reads of an event.
 type pendingEvent struct {
+	seq                                  int64
+	id                                   string
 	app, route, user, company, authError string
+	clientUser, apiUser                  string
 	time, status, latency                int64 // µs, code, µs
 	reqBytes, respBytes                  int64
 	weight                               float64
@@ -196,6 +222,11 @@ func (a *aggregator) add(e *pendingEvent) error {
 	lat := float64(max(e.latency, 0))
 	rk := routeKey{app: e.app, span: 60, bucket: floorDiv(e.time, 60e6) * 60, route: e.route, class: class, authError: e.authError}
 	uk := userKey{app: e.app, span: 3600, bucket: floorDiv(e.time, 3600e6) * 3600, user: e.user, company: e.company}
+	for kind, u := range [3]string{kindUser: e.user, kindClientUser: e.clientUser, kindAPIUser: e.apiUser} {
+		if u != "" {
+			a.users = append(a.users, userEntry{app: e.app, kind: int64(kind), user: u, time: e.time, id: e.id, seq: e.seq})
+		}
+	}
 	for _, c := range [2]*cell{a.routeCell(rk), a.userCell(uk)} {
 		c.count += w
 		c.errors += errs
@@ -279,10 +310,18 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 		return err
 	}
 	uks := slices.SortedFunc(mapKeys(a.user), cmpUserKey)
-	return upsertChunks(ctx, tx, ev.upsertUser, len(uks), func(args []any, i int) []any {
+	err = upsertChunks(ctx, tx, ev.upsertUser, len(uks), func(args []any, i int) []any {
 		k, c := uks[i], a.user[uks[i]]
 		return append(args, k.app, k.span, k.bucket, k.user, k.company,
 			c.count, c.errors, c.reqBytes, c.respBytes, encodeSketch(c.latency, nil))
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(a.users, cmpUserEntry)
+	return upsertChunks(ctx, tx, ev.insertUsers, len(a.users), func(args []any, i int) []any {
+		u := a.users[i]
+		return append(args, u.app, u.kind, u.user, u.time, u.id, u.seq)
 	})
 }
 
@@ -296,8 +335,8 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
-// upsertChunks runs the multi-row upserts stmts (of upsertChunkL, M and S
-// rows) over n rows, whose arguments row appends.
+// upsertChunks runs the multi-row upserts (or inserts) stmts, of
+// upsertChunkL, M and S rows, over n rows whose arguments row appends.
 func upsertChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, row func([]any, int) []any) error {
 	var args []any
 	i := 0
@@ -375,14 +414,18 @@ func (a *aggregator) readPending(ctx context.Context, st *sql.Stmt, from int64, 
 	var (
 		e                                    pendingEvent
 		app, route, user, company, authError sql.RawBytes
+		clientUser, apiUser                  sql.RawBytes
 	)
 	last = from
 	for rows.Next() {
-		err := rows.Scan(&last, &app, &e.time, &route, &e.status, &e.latency, &e.reqBytes, &e.respBytes, &user, &company, &authError, &e.weight)
+		err := rows.Scan(&e.seq, &app, &e.time, &route, &e.status, &e.latency, &e.reqBytes, &e.respBytes, &user, &company, &authError, &e.weight,
+			&e.id, &clientUser, &apiUser)
 		if err != nil {
 			return 0, 0, err
 		}
+		last = e.seq
 		e.app, e.route, e.user, e.company, e.authError = a.str(app), a.str(route), a.str(user), a.str(company), a.str(authError)
+		e.clientUser, e.apiUser = a.str(clientUser), a.str(apiUser)
 		if err := a.add(&e); err != nil {
 			return 0, 0, err
 		}

@@ -802,22 +802,33 @@ func checkSeries(t *testing.T, what string, g callsign.MetricsGroup, evs []*call
 }
 
 func testMetricsTopN(t *testing.T, s callsign.EventStore) {
-	evs := makeEvents("app-a", 11, 1500, day0(), 48*time.Hour)
+	evs := makeEvents("app-a", 11, 2000, day0(), 72*time.Hour)
+	// A user whose calls all fall in one edge hour of the ranges below
+	// (5:00-6:00 on the first day) and who is the top caller there.
+	for i, e := range makeEvents("app-a", 111, 450, day0().Add(5*time.Hour), time.Hour) {
+		e.ID, e.UserID, e.CompanyID = fmt.Sprint("burst-", i), "user-burst", "company-burst"
+		evs = append(evs, e)
+	}
 	appendAll(t, s, evs)
-	from, to := day0(), day0().Add(48*time.Hour)
 	for _, tc := range []struct {
 		groupBy, orderBy string
 		limit            int
+		from, to         time.Duration // after day0
 	}{
-		{callsign.GroupUserID, "", 3},
-		{callsign.GroupUserID, "count", 5},
-		{callsign.GroupUserID, "errors", 2},
-		{callsign.GroupRoute, "errors", 2},
-		{callsign.GroupRoute, "count", 1},
-		{callsign.GroupCompany, "", 100},
+		{callsign.GroupUserID, "", 3, 0, 72 * time.Hour},
+		{callsign.GroupUserID, "count", 5, 0, 48 * time.Hour},
+		{callsign.GroupUserID, "errors", 2, 0, 72 * time.Hour},
+		{callsign.GroupRoute, "errors", 2, 0, 72 * time.Hour},
+		{callsign.GroupRoute, "count", 1, 0, 72 * time.Hour},
+		{callsign.GroupCompany, "", 100, 0, 72 * time.Hour},
+		// Whole days inside, hours at the edges.
+		{callsign.GroupUserID, "", 3, 5 * time.Hour, 67 * time.Hour},
+		{callsign.GroupUserID, "errors", 4, 23 * time.Hour, 49 * time.Hour},
+		{callsign.GroupCompany, "count", 1, 13 * time.Hour, 60 * time.Hour},
+		{callsign.GroupUserID, "", 20, 5 * time.Hour, 67 * time.Hour},
 	} {
-		t.Run(fmt.Sprintf("%s by %q top %d", tc.groupBy, tc.orderBy, tc.limit), func(t *testing.T) {
-			q := callsign.MetricsQuery{AppID: "app-a", From: from, To: to, GroupBy: tc.groupBy, OrderBy: tc.orderBy, Limit: tc.limit}
+		t.Run(fmt.Sprintf("%s by %q top %d from +%v to +%v", tc.groupBy, tc.orderBy, tc.limit, tc.from, tc.to), func(t *testing.T) {
+			q := callsign.MetricsQuery{AppID: "app-a", From: day0().Add(tc.from), To: day0().Add(tc.to), GroupBy: tc.groupBy, OrderBy: tc.orderBy, Limit: tc.limit}
 			rep, err := s.Metrics(t.Context(), q)
 			if err != nil {
 				t.Fatal(err)
@@ -930,6 +941,18 @@ func testRetention(t *testing.T, s callsign.EventStore) {
 	sameEvents(t, "app-a after retention", listAll(t, s, callsign.EventFilter{AppID: "app-a", Limit: callsign.MaxEventPage}),
 		newestFirst(evs, func(e *callsign.Event) bool { return !e.Time.Before(cut) }))
 	sameEvents(t, "app-b after retention", listAll(t, s, callsign.EventFilter{AppID: "app-b", Limit: callsign.MaxEventPage}), newestFirst(other, nil))
+	for _, e := range evs[:40] { // listings by user or auth error lose the deleted events too
+		for _, f := range []callsign.EventFilter{{UserID: e.UserID}, {ClientUserID: e.ClientUserID}, {APIUserID: e.APIUserID}, {AuthError: e.AuthError}} {
+			if f == (callsign.EventFilter{}) {
+				continue
+			}
+			f.AppID, f.Limit = "app-a", callsign.MaxEventPage
+			sameEvents(t, fmt.Sprintf("%+v after retention", f), listAll(t, s, f), newestFirst(evs, func(x *callsign.Event) bool {
+				return !x.Time.Before(cut) && (f.UserID == "" || x.UserID == f.UserID) && (f.ClientUserID == "" || x.ClientUserID == f.ClientUserID) &&
+					(f.APIUserID == "" || x.APIUserID == f.APIUserID) && (f.AuthError == "" || x.AuthError == f.AuthError)
+			}))
+		}
+	}
 	for i, q := range qs {
 		r, err := s.Metrics(ctx, q)
 		if err != nil {

@@ -39,17 +39,29 @@ CREATE TABLE events (
 -- random ids does (see BENCHMARKS.md). The same index serves listings
 -- newest first, the (time, id) cursor and the retention delete.
 CREATE UNIQUE INDEX events_app_time_id ON events(app_id, time, id);
--- Filters on attributed users and failed authentications. Partial: most
--- events have no client- or API-asserted user and no auth error, and those
--- rows then cost nothing to index. Queries repeat the "!= ''" term so that
--- SQLite may use them.
-CREATE INDEX events_app_user ON events(app_id, user_id, time) WHERE user_id != '';
-CREATE INDEX events_app_client_user ON events(app_id, client_user_id, time) WHERE client_user_id != '';
-CREATE INDEX events_app_api_user ON events(app_id, api_user_id, time) WHERE api_user_id != '';
-CREATE INDEX events_app_auth_error ON events(app_id, auth_error, time) WHERE auth_error != '';
+-- Failed authentications by code: few codes, so new entries land on a
+-- handful of pages. Partial: other events cost nothing here. Queries
+-- repeat the "!= ''" term so that SQLite may use it.
+CREATE INDEX events_app_auth_error ON events(app_id, auth_error, time, id) WHERE auth_error != '';
+
+-- Events by attributed user (kind 0: user_id, 1: client_user_id, 2:
+-- api_user_id), for listings filtered by user. Not an index of events:
+-- with thousands of users, each event would dirty a random leaf page of
+-- such an index, and at 10 million events that was most of the bytes
+-- written per append (see events.go). It is filled, sorted, by the
+-- aggregation that maintains the rollups, many events at a time.
+CREATE TABLE event_users (
+	app_id  TEXT NOT NULL,
+	kind    INTEGER NOT NULL,
+	user_id TEXT NOT NULL,
+	time    INTEGER NOT NULL,
+	id      TEXT NOT NULL,
+	seq     INTEGER NOT NULL, -- events.seq
+	PRIMARY KEY (app_id, kind, user_id, time, id)
+) STRICT, WITHOUT ROWID;
 
 -- The rollup watermark: every event with seq <= rolled_up is in the
--- rollups, and none above it. Advanced in the transaction that updates the
+-- rollups and event_users, and none above it. Advanced in the transaction that updates the
 -- rollups, so a crash never loses nor doubles an event's contribution.
 CREATE TABLE event_rollup_state (
 	id        INTEGER PRIMARY KEY CHECK (id = 1),
