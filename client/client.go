@@ -10,7 +10,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -64,41 +62,17 @@ type UpgradeSource struct {
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	cache tokenCache
 }
 
 // Token implements TokenSource.
 func (s *UpgradeSource) Token(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	before := s.RefreshBefore
-	if before == 0 {
-		before = time.Minute
-	}
-	if s.token != "" && now().Add(before).Before(s.expires) {
-		return s.token, nil
-	}
-	tok, exp, err := s.upgrade(ctx)
-	if err != nil {
-		return "", err
-	}
-	s.token, s.expires = tok, exp
-	return tok, nil
+	return s.cache.get(s.Now, s.RefreshBefore, func() (string, time.Time, error) { return s.upgrade(ctx) })
 }
 
 // Invalidate drops the cached token, so that the next Token upgrades again
 // (after the server refused it, for instance).
-func (s *UpgradeSource) Invalidate() {
-	s.mu.Lock()
-	s.token = ""
-	s.mu.Unlock()
-}
+func (s *UpgradeSource) Invalidate() { s.cache.invalidate() }
 
 func (s *UpgradeSource) upgrade(ctx context.Context) (string, time.Time, error) {
 	if s.Server == "" || s.PublicToken == "" {
@@ -112,42 +86,11 @@ func (s *UpgradeSource) upgrade(ctx context.Context) (string, time.Time, error) 
 		body["user_id"] = s.UserID
 	}
 	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(s.Server, "/")+"/v2/tokens/upgrade", bytes.NewReader(b))
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.SecretToken != "" {
-		req.Header.Set("Authorization", "Bearer "+s.SecretToken)
-	}
-	hc := s.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
-	}
-	resp, err := hc.Do(req)
+	tok, exp, err := requestToken(ctx, s.HTTPClient, strings.TrimSuffix(s.Server, "/")+"/v2/tokens/upgrade", s.SecretToken, b)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("client: token upgrade: %w", err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", time.Time{}, decodeError(resp.StatusCode, data)
-	}
-	var out struct {
-		AppAccessToken string `json:"appAccessToken"`
-		ExpiresAt      string `json:"expiresAt"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil || out.AppAccessToken == "" {
-		return "", time.Time{}, errors.New("client: token upgrade: the server's answer has no appAccessToken")
-	}
-	exp, err := time.Parse(time.RFC3339, out.ExpiresAt)
-	if err != nil {
-		return "", time.Time{}, errors.New("client: token upgrade: the server's expiresAt is not RFC 3339")
-	}
-	return out.AppAccessToken, exp, nil
+	return tok, exp, nil
 }
 
 func decodeError(status int, data []byte) error {

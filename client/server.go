@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -37,44 +36,26 @@ type ServerTokenSource struct {
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	cache tokenCache
 }
 
 // Token implements TokenSource. Errors from the server are *APIError.
 func (s *ServerTokenSource) Token(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	before := s.RefreshBefore
-	if before == 0 {
-		before = time.Minute
-	}
-	if s.token != "" && now().Add(before).Before(s.expires) {
-		return s.token, nil
-	}
-	if s.Server == "" || s.SecretToken == "" {
-		return "", errors.New("client: ServerTokenSource needs Server and SecretToken")
-	}
-	tok, exp, err := requestToken(ctx, s.HTTPClient, strings.TrimSuffix(s.Server, "/")+"/v2/tokens/server", s.SecretToken, []byte("{}"))
-	if err != nil {
-		return "", fmt.Errorf("client: server token: %w", err)
-	}
-	s.token, s.expires = tok, exp
-	return tok, nil
+	return s.cache.get(s.Now, s.RefreshBefore, func() (string, time.Time, error) {
+		if s.Server == "" || s.SecretToken == "" {
+			return "", time.Time{}, errors.New("client: ServerTokenSource needs Server and SecretToken")
+		}
+		tok, exp, err := requestToken(ctx, s.HTTPClient, strings.TrimSuffix(s.Server, "/")+"/v2/tokens/server", s.SecretToken, []byte("{}"))
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("client: server token: %w", err)
+		}
+		return tok, exp, nil
+	})
 }
 
 // Invalidate drops the cached token, so that the next Token asks the
 // server again (after it refused the token, for instance).
-func (s *ServerTokenSource) Invalidate() {
-	s.mu.Lock()
-	s.token = ""
-	s.mu.Unlock()
-}
+func (s *ServerTokenSource) Invalidate() { s.cache.invalidate() }
 
 // requestToken POSTs body to url with an optional bearer and decodes a
 // {"appAccessToken", "expiresAt"} answer.
