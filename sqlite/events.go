@@ -402,6 +402,11 @@ func encodeCursor(t int64, id string) string {
 }
 
 func decodeCursor(s string) (t int64, id string, ok bool) {
+	// The base64 decoder skips CR and LF even in strict mode: refuse them,
+	// so that only the canonical form of a cursor is accepted.
+	if strings.ContainsAny(s, "\r\n") {
+		return 0, "", false
+	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) < 10 || len(b) > 9+callsign.MaxEventIDLen || b[0] != cursorVersion {
 		return 0, "", false
