@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth/apptoken"
@@ -52,25 +51,9 @@ func (s *Server) serverToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if app.RevokedAt != nil {
-		writeError(w, r, callsign.Errorf(callsign.ERevoked, "The app has been revoked."))
+	if !s.admitApp(w, r, app, now) {
 		return
 	}
-	if ok, d := s.perApp.Allow(app.ID, now); !ok {
-		retryAfter(w, d)
-		writeError(w, r, callsign.Errorf(callsign.ERateLimited, "Too many token requests for this app; retry later."))
-		return
-	}
-	key, err := s.keys.Signer(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	tok, exp, err := apptoken.Mint(key, s.issuer, app.ID, "", now, app.TTL(), apptoken.WithScope(apptoken.ScopeServer))
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.logger(r).Info("server token minted", "app_id", app.ID, "secret_id", sec.ID, "kid", key.ID)
-	writeJSON(w, http.StatusOK, upgradeResponse{AppAccessToken: tok, ExpiresAt: exp.UTC().Format(time.RFC3339)})
+	s.logger(r).Info("server token requested", "app_id", app.ID, "secret_id", sec.ID)
+	s.mint(w, r, app, "", now, apptoken.WithScope(apptoken.ScopeServer))
 }

@@ -84,13 +84,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if app.RevokedAt != nil {
-		writeError(w, r, callsign.Errorf(callsign.ERevoked, "The app has been revoked."))
-		return
-	}
-	if ok, d := s.perApp.Allow(app.ID, now); !ok {
-		retryAfter(w, d)
-		writeError(w, r, callsign.Errorf(callsign.ERateLimited, "Too many token upgrades for this app; retry later."))
+	if !s.admitApp(w, r, app, now) {
 		return
 	}
 	if !s.corsAllow(w, r, app) {
@@ -111,12 +105,33 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		userID = *req.UserID
 	}
 
-	key, err := s.keys.Signer(ctx)
+	s.mint(w, r, app, userID, now)
+}
+
+// admitApp refuses a revoked app and applies the per-app rate limit of the
+// token endpoints; it reports whether the request may go on.
+func (s *Server) admitApp(w http.ResponseWriter, r *http.Request, app *callsign.App, now time.Time) bool {
+	if app.RevokedAt != nil {
+		writeError(w, r, callsign.Errorf(callsign.ERevoked, "The app has been revoked."))
+		return false
+	}
+	if ok, d := s.perApp.Allow(app.ID, now); !ok {
+		retryAfter(w, d)
+		writeError(w, r, callsign.Errorf(callsign.ERateLimited, "Too many token requests for this app; retry later."))
+		return false
+	}
+	return true
+}
+
+// mint signs an app access token for app (bound to userID unless empty)
+// with the current key and answers it.
+func (s *Server) mint(w http.ResponseWriter, r *http.Request, app *callsign.App, userID string, now time.Time, opts ...apptoken.MintOption) {
+	key, err := s.keys.Signer(r.Context())
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	tok, exp, err := apptoken.Mint(key, s.issuer, app.ID, userID, now, app.TTL())
+	tok, exp, err := apptoken.Mint(key, s.issuer, app.ID, userID, now, app.TTL(), opts...)
 	if err != nil {
 		writeError(w, r, err)
 		return
