@@ -396,13 +396,19 @@ func (v *Verifier) Verify(r *http.Request) (apiKey string, err error) {
 	}
 	mac, done := v.macs.get(secret)
 	mac.Write(sts)
-	var want, got [sha256.Size]byte
+	var want [sha256.Size]byte
 	mac.Sum(want[:0])
 	done()
 	// Only the canonical encoding (44 characters, padded, zero trailing
-	// bits) decodes, so this equals go-hmacauth's string comparison.
-	n, derr := base64.StdEncoding.Strict().Decode(got[:], []byte(p.Signature))
-	match := len(p.Signature) == 44 && derr == nil && n == sha256.Size && hmac.Equal(want[:], got[:])
+	// bits) decodes to 32 bytes, so this equals go-hmacauth's string
+	// comparison. The buffer is sized for any 44 characters: unpadded
+	// input decodes to 33 bytes, and Decode must never write past it.
+	var got [45 / 4 * 3]byte
+	match := false
+	if len(p.Signature) == 44 {
+		n, derr := base64.StdEncoding.Strict().Decode(got[:], []byte(p.Signature))
+		match = derr == nil && n == sha256.Size && hmac.Equal(want[:], got[:n])
+	}
 	switch {
 	case unknown:
 		return p.APIKey, ErrUnknownKey
