@@ -1,11 +1,11 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,17 +18,16 @@ import (
 
 // The event store (migrations/0003_events.sql):
 //
-//   - events: the raw events, one row each, unique per (app_id, time, id),
-//     with a monotonic seq (AUTOINCREMENT, never reused). Every index on it
-//     grows at its end or on a handful of pages: the unique index (which
-//     also serves listings newest first, and retention) and a partial index
-//     by auth error.
-//   - event_users: (app, kind, user id, time, id) → seq, for listings
-//     filtered by user_id, client_user_id or api_user_id. An index of events
-//     on user_id puts each appended event on a random leaf page: into a
-//     store of 10 million events, appends with that index wrote 34 KiB per
-//     event (0.5 KiB without it) and ran at 15k events/s instead of 51k.
-//     Filled in bulk and sorted, a user's new rows go to its last page.
+//   - event_blocks: the raw events, in blocks of up to 2,048 events of one
+//     app within 10 minutes (block.go), with a monotonic seq (AUTOINCREMENT,
+//     never reused), indexed by (app, time of the last event) for listings
+//     newest first and retention.
+//   - event_keys: (app, time, id) → block, one row per event, for
+//     idempotency. Capture times grow, so its inserts land at its end.
+//   - event_index: (app, kind, value, block), one row per block and user
+//     id, client user id, API user id, auth error or route found in it, for
+//     listings filtered by one of those: they decode only blocks that hold
+//     a match.
 //   - event_rollups_route: per app × bucket × route × status class × auth
 //     error, at three granularities (minute, hour, day); answers group_by
 //     route, status and auth_error. No user dimension, so a bucket has at
@@ -43,51 +42,42 @@ import (
 // only at the edges (cover), so 7 days of routes read 7 day rows per
 // (route, class, code) plus at most 46 hours and 118 minutes of edges.
 //
-// The rollups and event_users are maintained asynchronously from a durable
-// watermark (event_rollup_state.rolled_up, a seq), without a background
-// goroutine: AppendEvents commits the raw rows alone (that commit is the
-// durability point), and whenever rollupEvery events or more are pending
-// it aggregates them, in further transactions that each advance the
-// watermark together with what they wrote. Metrics, Events filtered by a
-// user and DeleteEventsBefore first aggregate whatever is pending, so their
-// answers include every acknowledged event. A crash after the raw commit
-// leaves events above the watermark, aggregated by the next call.
-// Aggregating many events at a time is what makes this affordable: a busy
-// (hour, user) or (minute, route) cell, or a user's last event_users page,
-// is written once per aggregation instead of once per batch. Updating the
-// rollups in the append's own transaction would cost about 2.3 upserts per
-// event with 10,000 users (a batch of 1,000 touches ~900 user cells at two
-// granularities); aggregating 32,768 events at a time costs well under one
-// upsert per event, plus reading each event back once (~2.5 µs).
+// The rollups and event_index are maintained asynchronously from a durable
+// watermark (event_rollup_state.rolled_up, a block seq), without a
+// background goroutine: AppendEvents commits the blocks and keys alone
+// (that commit is the durability point), and whenever rollupEvery events
+// or more are pending it aggregates them, in further transactions that
+// each advance the watermark together with what they wrote. Metrics,
+// Events filtered through event_index and DeleteEventsBefore first
+// aggregate whatever is pending, so their answers include every
+// acknowledged event. A crash after the append's commit leaves blocks above
+// the watermark, aggregated by the next call. Aggregating many events at a
+// time is what makes this affordable: a busy (hour, user) or (minute,
+// route) cell is written once per aggregation instead of once per batch.
 
-// Insert chunk sizes: a batch is written by multi-row INSERTs of these
-// many events (largest first), each a statement prepared once.
+// Insert chunk sizes: event keys are written by multi-row INSERTs of these
+// many rows (largest first), each a statement prepared once.
 const (
 	insertChunkL = 64
 	insertChunkM = 8
 	insertChunkS = 1
 )
 
-// eventInsertColumns are the columns AppendEvents writes, in the order
-// appendEventArgs binds them.
-const eventInsertColumns = "app_id, id, time, method, route, uri, status, latency, request_bytes, response_bytes, " +
-	"user_id, api_user_id, client_user_id, company_id, scheme, key_id, auth_error, request_id, remote_ip, user_agent, " +
-	"weight, metadata, request_body, response_body"
-
-const eventInsertArgs = 24
-
 // eventStmts are the event store's prepared statements.
 type eventStmts struct {
-	insert       [3]*sql.Stmt // insertChunkL, M and S events
+	insertKeys   [3]*sql.Stmt // insertChunkL, M and S keys
+	keyBlock     *sql.Stmt    // the block of a stored key
+	insertBlock  *sql.Stmt
 	upsertRoute  [3]*sql.Stmt // upsertChunkL, M and S rollup rows
 	upsertUser   [3]*sql.Stmt
-	insertUsers  [3]*sql.Stmt // event_users rows
-	readPending  *sql.Stmt    // on the writer: events above the watermark
+	insertIndex  [3]*sql.Stmt // event_index rows
+	readPending  *sql.Stmt    // on the writer: blocks above the watermark
 	pendingCount *sql.Stmt    // on the readers
 }
 
 func (s *eventStmts) all() []*sql.Stmt {
-	return slices.Concat(s.insert[:], s.upsertRoute[:], s.upsertUser[:], s.insertUsers[:], []*sql.Stmt{s.readPending, s.pendingCount})
+	return slices.Concat(s.insertKeys[:], s.upsertRoute[:], s.upsertUser[:], s.insertIndex[:],
+		[]*sql.Stmt{s.keyBlock, s.insertBlock, s.readPending, s.pendingCount})
 }
 
 func (db *DB) prepareEvents(ctx context.Context) error {
@@ -98,22 +88,24 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 	}
 	var ps []p
 	for i, n := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
-		ps = append(ps, p{&db.ev.insert[i], db.w, "INSERT INTO events (" + eventInsertColumns + ") VALUES " +
-			valuesList(n, eventInsertArgs) + " ON CONFLICT (app_id, time, id) DO NOTHING"})
+		ps = append(ps, p{&db.ev.insertKeys[i], db.w, "INSERT INTO event_keys (app_id, time, id, block) VALUES " +
+			valuesList(n, 4) + " ON CONFLICT (app_id, time, id) DO NOTHING"})
 	}
 	for i, n := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
 		ps = append(ps, p{&db.ev.upsertRoute[i], db.w, upsertSQL("event_rollups_route", "route, status_class, auth_error", 3, n)})
 		ps = append(ps, p{&db.ev.upsertUser[i], db.w, upsertSQL("event_rollups_user", "user_id, company_id", 2, n)})
-		ps = append(ps, p{&db.ev.insertUsers[i], db.w, "INSERT INTO event_users (app_id, kind, user_id, time, id, seq) VALUES " + valuesList(n, 6)})
+		ps = append(ps, p{&db.ev.insertIndex[i], db.w, "INSERT INTO event_index (app_id, kind, value, tmax, block, tmin) VALUES " +
+			valuesList(n, 6) + " ON CONFLICT DO NOTHING"})
 	}
 	ps = append(ps,
-		p{&db.ev.readPending, db.w, "SELECT seq, app_id, time, route, status, latency, request_bytes, response_bytes, user_id, company_id, auth_error, weight, " +
-			"id, client_user_id, api_user_id FROM events WHERE seq > ? ORDER BY seq LIMIT ?"},
+		p{&db.ev.keyBlock, db.w, "SELECT block FROM event_keys WHERE app_id = ? AND time = ? AND id = ?"},
+		p{&db.ev.insertBlock, db.w, "INSERT INTO event_blocks (seq, app_id, tmin, tmax, n, data) VALUES (?, ?, ?, ?, ?, ?)"},
+		p{&db.ev.readPending, db.w, "SELECT seq, app_id, tmin, tmax, data FROM event_blocks WHERE seq > ? ORDER BY seq"},
 		p{&db.ev.pendingCount, db.r, pendingSQL},
 	)
 	// The writer's single connection lives as long as the DB: settings made
 	// on it stay. A 64 MiB page cache holds the pages aggregation updates
-	// (the tails of event_users, the current rollup buckets); statement
+	// (the tails of event_index, the current rollup buckets); statement
 	// journals of the multi-row statements stay in memory instead of temp
 	// files. Both only make it faster.
 	if _, err := db.w.ExecContext(ctx, "PRAGMA cache_size = -65536"); err != nil {
@@ -133,7 +125,7 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 }
 
 // pendingSQL counts the events not yet aggregated into the rollups.
-const pendingSQL = "SELECT ifnull((SELECT max(seq) FROM events), 0) - rolled_up FROM event_rollup_state"
+const pendingSQL = "SELECT ifnull(sum(n), 0) FROM event_blocks WHERE seq > (SELECT rolled_up FROM event_rollup_state)"
 
 // valuesList returns "(?, ?), (?, ?)" for rows rows of cols columns.
 func valuesList(rows, cols int) string {
@@ -141,14 +133,28 @@ func valuesList(rows, cols int) string {
 	return strings.Repeat(row+", ", rows-1) + row
 }
 
+// incoming is an event of a batch on its way into a block.
+type incoming struct {
+	e     *callsign.Event
+	t     int64 // µs
+	block int   // index in the batch's blocks
+	dup   bool
+}
+
+// plannedBlock is a block of a batch: incoming[lo:hi], of one app.
+type plannedBlock struct {
+	lo, hi int
+	seq    int64
+}
+
 // AppendEvents implements callsign.EventStore. The events are written in
 // one transaction, committed with an fsync before it returns. An event is a
 // duplicate, counted and skipped, when one with the same AppID, ID and Time
 // (to the microsecond) is stored, from an earlier batch or earlier in this
 // one: a retried batch carries the times it had. The same ID at another
-// time is stored as another event (see the events_app_time_id index for
-// why). It returns EInvalid, and stores nothing,
-// when an event has no AppID or ID or a negative or non-finite Weight.
+// time is stored as another event (see event_keys for why). It returns
+// EInvalid, and stores nothing, when an event has no AppID or ID or a
+// negative or non-finite Weight.
 func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (callsign.IngestResult, error) {
 	var res callsign.IngestResult
 	for i, e := range events {
@@ -159,31 +165,40 @@ func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (calls
 	if len(events) == 0 {
 		return res, nil
 	}
+	in, blocks := planBlocks(events)
 	var pending int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		args := make([]any, 0, min(len(events), insertChunkL)*eventInsertArgs)
-		rest := events
-		for i, size := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
-			if len(rest) < size {
+		var next int64
+		err := tx.QueryRowContext(ctx, "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0)").Scan(&next)
+		if err != nil {
+			return err
+		}
+		for i := range blocks {
+			blocks[i].seq = next + 1 + int64(i)
+		}
+		if err := db.insertKeys(ctx, tx, in, blocks); err != nil {
+			return err
+		}
+		enc := newBlockEncoder()
+		var data []byte
+		var evs []*callsign.Event
+		ins := tx.StmtContext(ctx, db.ev.insertBlock)
+		for _, b := range blocks {
+			evs = evs[:0]
+			for _, x := range in[b.lo:b.hi] {
+				if !x.dup {
+					evs = append(evs, x.e)
+				}
+			}
+			if len(evs) == 0 {
 				continue
 			}
-			st := tx.StmtContext(ctx, db.ev.insert[i])
-			for len(rest) >= size {
-				args = args[:0]
-				for _, e := range rest[:size] {
-					args = appendEventArgs(args, e)
-				}
-				r, err := st.ExecContext(ctx, args...)
-				if err != nil {
-					return err
-				}
-				n, err := r.RowsAffected()
-				if err != nil {
-					return err
-				}
-				res.Accepted += int(n)
-				rest = rest[size:]
+			tmin, tmax := evs[0].Time.UnixMicro(), evs[len(evs)-1].Time.UnixMicro()
+			data = enc.encode(data[:0], evs, tmin)
+			if _, err := ins.ExecContext(ctx, b.seq, evs[0].AppID, tmin, tmax, len(evs), data); err != nil {
+				return err
 			}
+			res.Accepted += len(evs)
 		}
 		return tx.QueryRowContext(ctx, pendingSQL).Scan(&pending)
 	})
@@ -197,6 +212,94 @@ func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (calls
 		_ = db.rollUp(context.WithoutCancel(ctx), rollupEvery, rollupChunk)
 	}
 	return res, nil
+}
+
+// planBlocks sorts the batch by app and time (stably: of two copies of an
+// event, the first stays and the second is marked a duplicate) and cuts it
+// into blocks.
+func planBlocks(events []*callsign.Event) ([]incoming, []plannedBlock) {
+	in := make([]incoming, len(events))
+	for i, e := range events {
+		in[i] = incoming{e: e, t: e.Time.UnixMicro()}
+	}
+	slices.SortStableFunc(in, func(a, b incoming) int {
+		return cmp.Or(strings.Compare(a.e.AppID, b.e.AppID), cmp.Compare(a.t, b.t))
+	})
+	var blocks []plannedBlock
+	for i := range in {
+		x := &in[i]
+		// Copies within the batch: same app, time and id, so adjacent
+		// among the events of their microsecond.
+		for j := i - 1; j >= 0 && in[j].t == x.t && in[j].e.AppID == x.e.AppID; j-- {
+			if in[j].e.ID == x.e.ID {
+				x.dup = true
+				break
+			}
+		}
+		if n := len(blocks); n > 0 {
+			b := &blocks[n-1]
+			first := &in[b.lo]
+			if first.e.AppID == x.e.AppID && i-b.lo < blockMaxEvents && x.t-first.t <= blockMaxSpan {
+				b.hi = i + 1
+				x.block = n - 1
+				continue
+			}
+		}
+		x.block = len(blocks)
+		blocks = append(blocks, plannedBlock{lo: i, hi: i + 1})
+	}
+	return in, blocks
+}
+
+// insertKeys inserts the keys of the events of in that are not marked
+// duplicates, and marks those whose key was already stored.
+func (db *DB) insertKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks []plannedBlock) error {
+	todo := make([]*incoming, 0, len(in))
+	for i := range in {
+		if !in[i].dup {
+			todo = append(todo, &in[i])
+		}
+	}
+	args := make([]any, 0, min(len(todo), insertChunkL)*4)
+	var keyBlock *sql.Stmt
+	for i, size := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
+		if len(todo) < size {
+			continue
+		}
+		st := tx.StmtContext(ctx, db.ev.insertKeys[i])
+		for len(todo) >= size {
+			chunk := todo[:size]
+			todo = todo[size:]
+			args = args[:0]
+			for _, x := range chunk {
+				args = append(args, x.e.AppID, x.t, x.e.ID, blocks[x.block].seq)
+			}
+			r, err := st.ExecContext(ctx, args...)
+			if err != nil {
+				return err
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if int(n) == size {
+				continue
+			}
+			// Some were stored before: the keys that now point to
+			// another block than the event's are those.
+			if keyBlock == nil {
+				keyBlock = tx.StmtContext(ctx, db.ev.keyBlock)
+			}
+			for _, x := range chunk {
+				var b int64
+				if err := keyBlock.QueryRowContext(ctx, x.e.AppID, x.t, x.e.ID).Scan(&b); err != nil {
+					return err
+				}
+				x.dup = b != blocks[x.block].seq
+			}
+		}
+	}
+	return nil
 }
 
 func checkEvent(e *callsign.Event) error {
@@ -213,50 +316,116 @@ func checkEvent(e *callsign.Event) error {
 	return nil
 }
 
-func appendEventArgs(args []any, e *callsign.Event) []any {
-	var md any // NULL
-	if len(e.Metadata) > 0 {
-		b, _ := json.Marshal(e.Metadata) // a map[string]string always marshals
-		md = string(b)
-	}
-	return append(args, e.AppID, e.ID, e.Time.UnixMicro(), e.Method, e.Route, e.URI, int64(e.Status),
-		e.Latency.Microseconds(), e.RequestBytes, e.ResponseBytes,
-		e.UserID, e.APIUserID, e.ClientUserID, e.CompanyID, string(e.Scheme), e.KeyID, e.AuthError,
-		e.RequestID, e.RemoteIP, e.UserAgent, e.Weight, md, e.RequestBody, e.ResponseBody)
+// Kinds of event_index rows.
+const (
+	kindUser       = 0
+	kindClientUser = 1
+	kindAPIUser    = 2
+	kindAuthError  = 3
+	kindRoute      = 4
+	nKinds         = 5
+)
+
+// kindField is the block field of each kind of event_index row.
+var kindField = [nKinds]int{kindUser: fUser, kindClientUser: fClientUser, kindAPIUser: fAPIUser, kindAuthError: fAuthError, kindRoute: fRoute}
+
+// listing is a validated EventFilter.
+type listing struct {
+	app    string
+	limit  int
+	lo, hi int64 // time range, µs: lo <= time < hi
+	cursor bool
+	ct     int64 // cursor: (time, id) < (ct, cid)
+	cid    string
+	want   [nKinds]string // kind → value; "" for any
+	kind   int            // the event_index kind the listing reads, or -1
+	method string
+	status int
+	class  int
 }
 
-// eventSelectColumns are the columns Events reads (of events AS e), in the
-// order scanEvent scans them.
-const eventSelectColumns = "e.app_id, e.id, e.time, e.method, e.route, e.uri, e.status, e.latency, e.request_bytes, e.response_bytes, " +
-	"e.user_id, e.api_user_id, e.client_user_id, e.company_id, e.scheme, e.key_id, e.auth_error, e.request_id, e.remote_ip, e.user_agent, " +
-	"e.weight, e.metadata, e.request_body, e.response_body"
-
-func scanEvent(s scanner) (*callsign.Event, error) {
-	var (
-		e                 callsign.Event
-		t, lat            int64
-		status            int64
-		scheme            string
-		md                sql.NullString
-		reqBody, respBody string
-	)
-	err := s.Scan(&e.AppID, &e.ID, &t, &e.Method, &e.Route, &e.URI, &status, &lat, &e.RequestBytes, &e.ResponseBytes,
-		&e.UserID, &e.APIUserID, &e.ClientUserID, &e.CompanyID, &scheme, &e.KeyID, &e.AuthError,
-		&e.RequestID, &e.RemoteIP, &e.UserAgent, &e.Weight, &md, &reqBody, &respBody)
-	if err != nil {
-		return nil, err
+func newListing(f callsign.EventFilter) (*listing, error) {
+	if f.AppID == "" {
+		return nil, callsign.Errorf(callsign.EInvalid, "An app id is required.")
 	}
-	e.Time = fromMicros(t)
-	e.Status = int(status)
-	e.Latency = time.Duration(lat) * time.Microsecond
-	e.Scheme = callsign.Scheme(scheme)
-	e.RequestBody, e.ResponseBody = reqBody, respBody
-	if md.Valid {
-		if err := json.Unmarshal([]byte(md.String), &e.Metadata); err != nil {
-			return nil, fmt.Errorf("event %s: metadata: %w", e.ID, err)
+	l := &listing{app: f.AppID, limit: f.Limit, lo: math.MinInt64, hi: math.MaxInt64, kind: -1,
+		method: f.Method, status: f.Status, class: f.StatusClass}
+	switch {
+	case l.limit < 0:
+		return nil, callsign.Errorf(callsign.EInvalid, "The limit must not be negative.")
+	case l.limit == 0:
+		l.limit = callsign.DefaultEventPage
+	case l.limit > callsign.MaxEventPage:
+		l.limit = callsign.MaxEventPage
+	}
+	if f.Status < 0 || f.Status > 999 {
+		return nil, callsign.Errorf(callsign.EInvalid, "Status %d is not an HTTP status.", f.Status)
+	}
+	if f.StatusClass < 0 || f.StatusClass > 9 {
+		return nil, callsign.Errorf(callsign.EInvalid, "Status class %d is not a class (1 to 5).", f.StatusClass)
+	}
+	if !f.From.IsZero() {
+		l.lo = ceilMicros(f.From)
+	}
+	if !f.To.IsZero() {
+		l.hi = ceilMicros(f.To)
+	}
+	if f.Cursor != "" {
+		t, id, ok := decodeCursor(f.Cursor)
+		if !ok {
+			return nil, callsign.Errorf(callsign.EInvalid, "The cursor is not one this server returned.")
+		}
+		l.cursor, l.ct, l.cid = true, t, id
+	}
+	l.want = [nKinds]string{kindUser: f.UserID, kindClientUser: f.ClientUserID, kindAPIUser: f.APIUserID,
+		kindAuthError: f.AuthError, kindRoute: f.Route}
+	// The most selective value there is: a user's events are few among
+	// an app's, an auth error's few among all, a route's a fraction.
+	l.kind = slices.IndexFunc(l.want[:], func(v string) bool { return v != "" })
+	return l, nil
+}
+
+// top is the newest time a matching event can have.
+func (l *listing) top() int64 {
+	t := l.hi - 1
+	if l.cursor {
+		t = min(t, l.ct)
+	}
+	return t
+}
+
+// match reports whether e is listed.
+func (l *listing) match(e *blockEvent) bool {
+	if e.time < l.lo || e.time >= l.hi {
+		return false
+	}
+	if l.cursor && (e.time > l.ct || e.time == l.ct && string(e.id) >= l.cid) {
+		return false
+	}
+	for k, v := range l.want {
+		if v != "" && e.dict[kindField[k]] != v {
+			return false
 		}
 	}
-	return &e, nil
+	switch {
+	case l.method != "" && e.dict[fMethod] != l.method,
+		l.status != 0 && e.status != int64(l.status),
+		l.class != 0 && (e.status < int64(l.class)*100 || e.status >= int64(l.class)*100+100):
+		return false
+	}
+	return true
+}
+
+// blocksQuery returns the query that lists the blocks that may hold
+// events of l, newest last event first: seq, tmin, tmax, data.
+func (l *listing) blocksQuery() (string, []any) {
+	if l.kind < 0 {
+		return `SELECT seq, tmin, tmax, data FROM event_blocks
+			WHERE app_id = ? AND tmax >= ? AND tmin <= ? ORDER BY tmax DESC, seq DESC`, []any{l.app, l.lo, l.top()}
+	}
+	return `SELECT i.block, i.tmin, i.tmax, b.data FROM event_index AS i JOIN event_blocks AS b ON b.seq = i.block
+		WHERE i.app_id = ? AND i.kind = ? AND i.value = ? AND i.tmax >= ? AND i.tmin <= ? ORDER BY i.tmax DESC, i.block DESC`,
+		[]any{l.app, l.kind, l.want[l.kind], l.lo, l.top()}
 }
 
 // Events implements callsign.EventStore. Events are ordered by time, newest
@@ -266,128 +435,74 @@ func scanEvent(s scanner) (*callsign.Event, error) {
 // the first page was read, whatever was inserted in between.
 // It returns EInvalid for a filter without AppID, a negative Limit, a
 // status or status class out of range, and a malformed cursor.
+//
+// It reads blocks by the time of their last event, newest first, keeps the
+// newest limit+1 matches, and stops at the first block whose events are all
+// older than those; a listing filtered by a user, an auth error or a route
+// reads only the blocks event_index names for that value.
 func (db *DB) Events(ctx context.Context, f callsign.EventFilter) (*callsign.EventPage, error) {
-	q, args, limit, catchUp, err := eventsQuery(f)
+	l, err := newListing(f)
 	if err != nil {
 		return nil, err
 	}
-	if catchUp {
+	if l.kind >= 0 {
 		if err := db.catchUp(ctx); err != nil {
 			return nil, err
 		}
 	}
+	q, args := l.blocksQuery()
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
 	defer rows.Close()
-	page := &callsign.EventPage{Events: make([]*callsign.Event, 0, min(limit, 64))}
+	var (
+		found []*callsign.Event
+		r     blockReader
+		be    blockEvent
+	)
+	newer := func(a, b *callsign.Event) int { // newest first
+		return cmp.Or(b.Time.Compare(a.Time), strings.Compare(b.ID, a.ID))
+	}
 	for rows.Next() {
-		if len(page.Events) == limit {
-			last := page.Events[limit-1]
-			page.NextCursor = encodeCursor(last.Time.UnixMicro(), last.ID)
-			break
-		}
-		e, err := scanEvent(rows)
-		if err != nil {
+		var seq, tmin, tmax int64
+		var data sql.RawBytes
+		if err := rows.Scan(&seq, &tmin, &tmax, &data); err != nil {
 			return nil, fmt.Errorf("sqlite: events: %w", err)
 		}
-		page.Events = append(page.Events, e)
+		if len(found) > l.limit && found[l.limit].Time.UnixMicro() > tmax {
+			break // this block and the next ones hold only older events
+		}
+		if err := r.reset(data, tmin); err != nil {
+			return nil, fmt.Errorf("sqlite: events: block %d: %w", seq, err)
+		}
+		added := false
+		for r.next(&be) {
+			if l.match(&be) {
+				found = append(found, r.event(l.app, &be))
+				added = true
+			}
+		}
+		if r.err != nil {
+			return nil, fmt.Errorf("sqlite: events: block %d: %w", seq, r.err)
+		}
+		if added {
+			slices.SortFunc(found, newer)
+			found = found[:min(len(found), l.limit+1)]
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
+	page := &callsign.EventPage{Events: found[:min(len(found), l.limit)]}
+	if len(found) > l.limit {
+		last := found[l.limit-1]
+		page.NextCursor = encodeCursor(last.Time.UnixMicro(), last.ID)
+	}
+	if page.Events == nil {
+		page.Events = []*callsign.Event{}
+	}
 	return page, nil
-}
-
-// eventsQuery returns the query that lists f's page (with one event more,
-// to know whether another page follows), its arguments and the page size.
-func eventsQuery(f callsign.EventFilter) (q string, args []any, limit int, catchUp bool, err error) {
-	if f.AppID == "" {
-		return "", nil, 0, false, callsign.Errorf(callsign.EInvalid, "An app id is required.")
-	}
-	limit = f.Limit
-	switch {
-	case limit < 0:
-		return "", nil, 0, false, callsign.Errorf(callsign.EInvalid, "The limit must not be negative.")
-	case limit == 0:
-		limit = callsign.DefaultEventPage
-	case limit > callsign.MaxEventPage:
-		limit = callsign.MaxEventPage
-	}
-	if f.Status < 0 || f.Status > 999 {
-		return "", nil, 0, false, callsign.Errorf(callsign.EInvalid, "Status %d is not an HTTP status.", f.Status)
-	}
-	if f.StatusClass < 0 || f.StatusClass > 9 {
-		return "", nil, 0, false, callsign.Errorf(callsign.EInvalid, "Status class %d is not a class (1 to 5).", f.StatusClass)
-	}
-
-	// A listing filtered by a user reads event_users, which aggregation
-	// fills (so Events first aggregates pending events, as Metrics does),
-	// and joins events; others read the events table by time, or by auth
-	// error through its partial index: without statistics SQLite would
-	// rather walk the time index, which avoids a sort but may read every
-	// event of the app to find a rare code's.
-	var (
-		where      strings.Builder
-		from       = "events AS e"
-		tcol, icol = "e.time", "e.id"
-	)
-	users := [3]string{kindUser: f.UserID, kindClientUser: f.ClientUserID, kindAPIUser: f.APIUserID}
-	kind := slices.IndexFunc(users[:], func(u string) bool { return u != "" })
-	if kind >= 0 {
-		from, tcol, icol = "event_users AS u JOIN events AS e ON e.seq = u.seq", "u.time", "u.id"
-		where.WriteString("u.app_id = ? AND u.kind = ? AND u.user_id = ?")
-		args = []any{f.AppID, kind, users[kind]}
-		catchUp = true
-	} else {
-		where.WriteString("e.app_id = ?")
-		args = []any{f.AppID}
-		if f.AuthError != "" {
-			from += " INDEXED BY events_app_auth_error"
-		}
-	}
-	and := func(cond string, a ...any) {
-		where.WriteString(" AND ")
-		where.WriteString(cond)
-		args = append(args, a...)
-	}
-	if !f.From.IsZero() {
-		and(tcol+" >= ?", ceilMicros(f.From))
-	}
-	if !f.To.IsZero() {
-		and(tcol+" < ?", ceilMicros(f.To))
-	}
-	for i, col := range [3]string{kindUser: "e.user_id", kindClientUser: "e.client_user_id", kindAPIUser: "e.api_user_id"} {
-		if users[i] != "" && i != kind {
-			and(col+" = ?", users[i])
-		}
-	}
-	if f.AuthError != "" {
-		and("e.auth_error = ? AND e.auth_error != ''", f.AuthError)
-	}
-	if f.Route != "" {
-		and("e.route = ?", f.Route)
-	}
-	if f.Method != "" {
-		and("e.method = ?", f.Method)
-	}
-	if f.Status != 0 {
-		and("e.status = ?", f.Status)
-	}
-	if f.StatusClass != 0 {
-		and("e.status >= ? AND e.status < ?", f.StatusClass*100, f.StatusClass*100+100)
-	}
-	if f.Cursor != "" {
-		t, id, ok := decodeCursor(f.Cursor)
-		if !ok {
-			return "", nil, 0, false, callsign.Errorf(callsign.EInvalid, "The cursor is not one this server returned.")
-		}
-		and("("+tcol+", "+icol+") < (?, ?)", t, id)
-	}
-	args = append(args, limit+1)
-	return "SELECT " + eventSelectColumns + " FROM " + from + " WHERE " + where.String() +
-		" ORDER BY " + tcol + " DESC, " + icol + " DESC LIMIT ?", args, limit, catchUp, nil
 }
 
 // A cursor is base64url (unpadded) of a version byte (1), the big-endian
@@ -416,7 +531,7 @@ func decodeCursor(s string) (t int64, id string, ok bool) {
 
 // DeleteEventsBefore implements callsign.EventStore. It first brings the
 // rollups up to date (so no event is deleted before it was aggregated),
-// then deletes, in transactions of at most deleteChunk rows so that ingest
+// then deletes, in transactions of about deleteChunk events so that ingest
 // waits at most one chunk, the app's raw events with Time < t and its
 // rollup buckets that end at or before rollupsBefore (a bucket that
 // straddles the cutoff is kept). Zero times delete nothing of their kind.
@@ -431,12 +546,12 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, appID string, t, rollupsBe
 	var deleted int64
 	if !t.IsZero() {
 		for {
-			n, err := db.deleteEventsChunk(ctx, appID, ceilMicros(t))
+			n, more, err := db.deleteEventsChunk(ctx, appID, ceilMicros(t))
 			deleted += n
 			if err != nil {
 				return deleted, fmt.Errorf("sqlite: delete events: %w", err)
 			}
-			if n < deleteChunk {
+			if !more {
 				break
 			}
 		}
@@ -458,70 +573,134 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, appID string, t, rollupsBe
 	return deleted, nil
 }
 
-// deleteChunk bounds the rows one retention transaction deletes.
+// deleteChunk bounds the rows one retention transaction deletes, roughly:
+// it stops after the block that reaches it.
 const deleteChunk = 5000
 
-// deleteEventsChunk deletes, in one transaction, up to deleteChunk of the
-// app's oldest events with time < before (µs), and their event_users rows.
-// Only aggregated events (seq <= rolled_up) go: one appended with an old
-// time since the caller's roll-up waits for the next run rather than being
-// lost to the rollups.
-func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (int64, error) {
-	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, time, id, user_id, client_user_id, api_user_id FROM events
-			WHERE app_id = ? AND time < ? AND seq <= (SELECT rolled_up FROM event_rollup_state) ORDER BY time LIMIT ?`, app, before, deleteChunk)
+// deleteEventsChunk deletes, in one transaction, about deleteChunk of the
+// app's oldest events with time < before (µs), with their keys and the
+// event_index rows of values no longer in their block: a block older than
+// before goes whole, one that straddles it is rewritten with its newer
+// events. Only aggregated blocks (seq <= rolled_up) are touched: one
+// appended with old events since the caller's roll-up waits for the next
+// run rather than being lost to the rollups. more reports whether another
+// chunk may follow.
+func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (n int64, more bool, err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		// A block spans at most blockMaxSpan, so the blocks with a first
+		// event before the cutoff have their last before cutoff + span.
+		rows, err := tx.QueryContext(ctx, `SELECT seq, tmin, tmax, data FROM event_blocks
+			WHERE app_id = ? AND tmax < ? AND tmin < ? AND seq <= (SELECT rolled_up FROM event_rollup_state) ORDER BY tmax`,
+			app, sat(before, blockMaxSpan), before)
 		if err != nil {
 			return err
 		}
 		type victim struct {
-			seq, time int64
-			id        string
-			users     [3]string
+			seq, tmin, tmax int64
+			old, kept       []*callsign.Event
 		}
 		var vs []victim
+		var r blockReader
+		var be blockEvent
 		for rows.Next() {
+			if n >= deleteChunk {
+				more = true
+				break
+			}
 			var v victim
-			if err := rows.Scan(&v.seq, &v.time, &v.id, &v.users[kindUser], &v.users[kindClientUser], &v.users[kindAPIUser]); err != nil {
+			var data sql.RawBytes
+			if err := rows.Scan(&v.seq, &v.tmin, &v.tmax, &data); err != nil {
 				rows.Close()
 				return err
 			}
+			if err := r.reset(data, v.tmin); err != nil {
+				rows.Close()
+				return fmt.Errorf("block %d: %w", v.seq, err)
+			}
+			for r.next(&be) {
+				e := r.event(app, &be)
+				if be.time < before {
+					v.old = append(v.old, e)
+				} else {
+					v.kept = append(v.kept, e)
+				}
+			}
+			if r.err != nil {
+				rows.Close()
+				return fmt.Errorf("block %d: %w", v.seq, r.err)
+			}
+			n += int64(len(v.old))
 			vs = append(vs, v)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		delUser, err := tx.PrepareContext(ctx, "DELETE FROM event_users WHERE app_id = ? AND kind = ? AND user_id = ? AND time = ? AND id = ?")
+		delKey, err := tx.PrepareContext(ctx, "DELETE FROM event_keys WHERE app_id = ? AND time = ? AND id = ?")
 		if err != nil {
 			return err
 		}
-		defer delUser.Close()
-		delEvent, err := tx.PrepareContext(ctx, "DELETE FROM events WHERE seq = ?")
+		defer delKey.Close()
+		delIndex, err := tx.PrepareContext(ctx, "DELETE FROM event_index WHERE app_id = ? AND kind = ? AND value = ? AND tmax = ? AND block = ?")
 		if err != nil {
 			return err
 		}
-		defer delEvent.Close()
+		defer delIndex.Close()
+		enc := newBlockEncoder()
 		for _, v := range vs {
-			for kind, u := range v.users {
-				if u == "" {
-					continue
-				}
-				if _, err := delUser.ExecContext(ctx, app, kind, u, v.time, v.id); err != nil {
+			for _, e := range v.old {
+				if _, err := delKey.ExecContext(ctx, app, e.Time.UnixMicro(), e.ID); err != nil {
 					return err
 				}
 			}
-			if _, err := delEvent.ExecContext(ctx, v.seq); err != nil {
+			// The block's event_index rows keep its tmax (its newest
+			// events stay) and an older tmin, which only makes a listing
+			// decode it when it need not.
+			keep := indexValues(v.kept)
+			for kv := range indexValues(v.old) {
+				if _, ok := keep[kv]; ok {
+					continue
+				}
+				if _, err := delIndex.ExecContext(ctx, app, kv.kind, kv.value, v.tmax, v.seq); err != nil {
+					return err
+				}
+			}
+			if len(v.kept) == 0 {
+				_, err = tx.ExecContext(ctx, "DELETE FROM event_blocks WHERE seq = ?", v.seq)
+			} else {
+				tmin := v.kept[0].Time.UnixMicro()
+				_, err = tx.ExecContext(ctx, "UPDATE event_blocks SET tmin = ?, n = ?, data = ? WHERE seq = ?",
+					tmin, len(v.kept), enc.encode(nil, v.kept, tmin), v.seq)
+			}
+			if err != nil {
 				return err
 			}
 		}
-		n = int64(len(vs))
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return n, nil
+	return n, more, nil
+}
+
+// indexKey is an event_index value of a block.
+type indexKey struct {
+	kind  int
+	value string
+}
+
+func indexValues(evs []*callsign.Event) map[indexKey]struct{} {
+	m := map[indexKey]struct{}{}
+	for _, e := range evs {
+		for k, v := range [nKinds]string{kindUser: e.UserID, kindClientUser: e.ClientUserID, kindAPIUser: e.APIUserID,
+			kindAuthError: e.AuthError, kindRoute: e.Route} {
+			if v != "" {
+				m[indexKey{k, v}] = struct{}{}
+			}
+		}
+	}
+	return m
 }
 
 // deleteChunks runs the DELETE q (whose last argument is the chunk size)
@@ -566,3 +745,11 @@ func floorDiv(a, b int64) int64 {
 }
 
 func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+
+// sat returns a + b (b >= 0), or math.MaxInt64 if that overflows.
+func sat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}

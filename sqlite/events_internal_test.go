@@ -10,8 +10,8 @@ import (
 	"github.com/callsignhq/callsign"
 )
 
-// Every listing reads an index in the order it lists: the time index, the
-// auth error index, or event_users and then events by rowid; none scans
+// Every listing reads an index in the order it lists: blocks by the time
+// of their last event, or event_index and then blocks by rowid; none scans
 // a table or sorts.
 func TestEventsQueryPlans(t *testing.T) {
 	db, err := Open(t.Context(), t.TempDir())
@@ -21,28 +21,38 @@ func TestEventsQueryPlans(t *testing.T) {
 	defer db.Close()
 	at := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	cursor := encodeCursor(at.UnixMicro(), "ev-1")
+	const (
+		blocks = "SEARCH event_blocks USING INDEX event_blocks_app_tmax (app_id=? AND tmax>?)"
+		index  = "SEARCH i USING PRIMARY KEY (app_id=? AND kind=? AND value=? AND tmax>?)"
+	)
 	for _, tc := range []struct {
-		f     callsign.EventFilter
-		index string // how the plan begins
+		f    callsign.EventFilter
+		plan string // how the plan begins
+		kind int
 	}{
-		{callsign.EventFilter{}, "SEARCH e USING INDEX events_app_time_id (app_id=?"},
-		{callsign.EventFilter{From: at, To: at.Add(time.Hour), Cursor: cursor}, "SEARCH e USING INDEX events_app_time_id (app_id=? AND time>? AND time<?)"},
-		{callsign.EventFilter{Route: "GET /x", Method: "GET", Status: 404, StatusClass: 4}, "SEARCH e USING INDEX events_app_time_id (app_id=?"},
-		{callsign.EventFilter{UserID: "u", Cursor: cursor}, "SEARCH u USING PRIMARY KEY (app_id=? AND kind=? AND user_id=? AND (time,id)<(?,?))"},
-		{callsign.EventFilter{UserID: "u", ClientUserID: "c", AuthError: "expired"}, "SEARCH u USING PRIMARY KEY (app_id=? AND kind=? AND user_id=?)"},
-		{callsign.EventFilter{ClientUserID: "c", From: at}, "SEARCH u USING PRIMARY KEY (app_id=? AND kind=? AND user_id=? AND time>?)"},
-		{callsign.EventFilter{APIUserID: "a", To: at}, "SEARCH u USING PRIMARY KEY (app_id=? AND kind=? AND user_id=? AND time<?)"},
-		{callsign.EventFilter{AuthError: "expired", Cursor: cursor}, "SEARCH e USING INDEX events_app_auth_error (app_id=? AND auth_error=?"},
+		{callsign.EventFilter{}, blocks, -1},
+		{callsign.EventFilter{From: at, To: at.Add(time.Hour), Cursor: cursor}, blocks, -1},
+		{callsign.EventFilter{Method: "GET", Status: 404, StatusClass: 4}, blocks, -1},
+		{callsign.EventFilter{UserID: "u", Cursor: cursor}, index, kindUser},
+		{callsign.EventFilter{UserID: "u", ClientUserID: "c", AuthError: "expired"}, index, kindUser},
+		{callsign.EventFilter{ClientUserID: "c", From: at}, index, kindClientUser},
+		{callsign.EventFilter{APIUserID: "a", To: at}, index, kindAPIUser},
+		{callsign.EventFilter{AuthError: "expired", Route: "GET /x", Cursor: cursor}, index, kindAuthError},
+		{callsign.EventFilter{Route: "GET /x", Method: "GET"}, index, kindRoute},
 	} {
 		tc.f.AppID = "app"
-		q, args, _, _, err := eventsQuery(tc.f)
+		l, err := newListing(tc.f)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if l.kind != tc.kind {
+			t.Errorf("filter %+v reads kind %d, want %d", tc.f, l.kind, tc.kind)
+		}
+		q, args := l.blocksQuery()
 		plan := explain(t, db, q, args)
-		if !strings.HasPrefix(plan, tc.index) || strings.Contains(plan, "SCAN ") || strings.Contains(plan, "TEMP B-TREE") ||
-			strings.Contains(plan, "SEARCH u") && !strings.Contains(plan, "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)") {
-			t.Errorf("filter %+v: plan\n%s\nwant first %s..., then rowid lookups of events; no scan, no sort", tc.f, plan, tc.index)
+		if !strings.HasPrefix(plan, tc.plan) || strings.Contains(plan, "SCAN ") || strings.Contains(plan, "TEMP B-TREE") ||
+			tc.kind >= 0 && !strings.Contains(plan, "SEARCH b USING INTEGER PRIMARY KEY (rowid=?)") {
+			t.Errorf("filter %+v: plan\n%s\nwant first %s..., then rowid lookups of blocks; no scan, no sort", tc.f, plan, tc.plan)
 		}
 	}
 }
@@ -91,10 +101,14 @@ func TestRollUpInChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Retention deleted a few events before aggregation, some at the end of
+	// Retention deleted a few blocks before aggregation, one at the end of
 	// the last chunk: the watermark must still move past them.
+	var last int64
 	for _, db := range []*DB{a, b} {
-		if _, err := db.w.ExecContext(ctx, "DELETE FROM events WHERE seq BETWEEN 990 AND 999 OR seq BETWEEN 10 AND 80"); err != nil {
+		if err := db.w.QueryRowContext(ctx, "SELECT max(seq) FROM event_blocks").Scan(&last); err != nil || last < 5 {
+			t.Fatalf("%d blocks, %v; want a few", last, err)
+		}
+		if _, err := db.w.ExecContext(ctx, "DELETE FROM event_blocks WHERE seq IN (2, ?)", last); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,8 +119,8 @@ func TestRollUpInChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mark int64
-	if err := a.r.QueryRow("SELECT rolled_up FROM event_rollup_state").Scan(&mark); err != nil || mark != 1000 {
-		t.Fatalf("watermark %d, %v; want 1000", mark, err)
+	if err := a.r.QueryRow("SELECT rolled_up FROM event_rollup_state").Scan(&mark); err != nil || mark != last {
+		t.Fatalf("watermark %d, %v; want %d", mark, err, last)
 	}
 	for _, gb := range []string{callsign.GroupRoute, callsign.GroupUserID, callsign.GroupCompany, callsign.GroupStatus, callsign.GroupAuthError} {
 		q := callsign.MetricsQuery{AppID: "app", From: start.Add(-time.Hour), To: start.Add(3 * time.Hour), GroupBy: gb, Interval: time.Hour}

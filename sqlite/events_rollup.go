@@ -150,69 +150,65 @@ func cmpUserKey(a, b userKey) int {
 }
 
 // aggregator sums events into the finest buckets of both rollups: minutes
-// for routes, hours for users; coarser buckets are merged from those.
+// for routes, hours for users; coarser buckets are merged from those. It
+// also collects the event_index rows of the blocks it reads.
 type aggregator struct {
-	route  map[routeKey]*cell
-	user   map[userKey]*cell
-	users  []userEntry // for event_users
-	intern map[string]string
+	route map[routeKey]*cell
+	user  map[userKey]*cell
+	index []indexEntry
+	// blockValues are the event_index values of the current block.
+	blockValues map[indexKey]struct{}
 }
 
-// userEntry is a row of event_users.
-type userEntry struct {
-	app  string
-	kind int64
-	user string
-	time int64
-	id   string
-	seq  int64
+// indexEntry is a row of event_index.
+type indexEntry struct {
+	app       string
+	kind      int64
+	value     string
+	tmax, seq int64
+	tmin      int64
 }
 
-// Kinds of event_users rows.
-const (
-	kindUser       = 0
-	kindClientUser = 1
-	kindAPIUser    = 2
-)
-
-func cmpUserEntry(a, b userEntry) int {
-	return cmp.Or(strings.Compare(a.app, b.app), cmp.Compare(a.kind, b.kind), strings.Compare(a.user, b.user),
-		cmp.Compare(a.time, b.time), strings.Compare(a.id, b.id))
+func cmpIndexEntry(a, b indexEntry) int {
+	return cmp.Or(strings.Compare(a.app, b.app), cmp.Compare(a.kind, b.kind), strings.Compare(a.value, b.value),
+		cmp.Compare(a.tmax, b.tmax), cmp.Compare(a.seq, b.seq))
 }
 
 func newAggregator() *aggregator {
-	return &aggregator{route: map[routeKey]*cell{}, user: map[userKey]*cell{}, intern: map[string]string{}}
+	return &aggregator{route: map[routeKey]*cell{}, user: map[userKey]*cell{}, blockValues: map[indexKey]struct{}{}}
 }
 
-// str returns b as a string, shared with earlier equal ones: the
-// dimensions repeat, and sql.RawBytes saves a copy per column.
-func (a *aggregator) str(b sql.RawBytes) string {
-	if s, ok := a.intern[string(b)]; ok {
-		return s
+// addBlock aggregates the events of block seq of app.
+func (a *aggregator) addBlock(r *blockReader, app string, seq, tmin, tmax int64) error {
+	var e blockEvent
+	clear(a.blockValues)
+	for r.next(&e) {
+		if err := a.add(app, &e); err != nil {
+			return err
+		}
+		for k, f := range kindField {
+			if v := e.dict[f]; v != "" {
+				a.blockValues[indexKey{k, v}] = struct{}{}
+			}
+		}
 	}
-	s := string(b)
-	a.intern[s] = s
-	return s
+	if r.err != nil {
+		return fmt.Errorf("block %d: %w", seq, r.err)
+	}
+	for kv := range a.blockValues {
+		a.index = append(a.index, indexEntry{app: app, kind: int64(kv.kind), value: kv.value, tmax: tmax, seq: seq, tmin: tmin})
+	}
+	return nil
 }
 
-// pendingEvent is what aggregation reads of an event.
-type pendingEvent struct {
-	seq                                  int64
-	id                                   string
-	app, route, user, company, authError string
-	clientUser, apiUser                  string
-	time, status, latency                int64 // µs, code, µs
-	reqBytes, respBytes                  int64
-	weight                               float64
-}
-
-func (a *aggregator) add(e *pendingEvent) error {
+func (a *aggregator) add(app string, e *blockEvent) error {
 	w := e.weight
 	if w == 0 {
 		w = 1
 	}
+	authError := e.dict[fAuthError]
 	var errs float64
-	if (e.status >= 500 && e.status <= 599) || e.authError != "" {
+	if (e.status >= 500 && e.status <= 599) || authError != "" {
 		errs = w
 	}
 	class := e.status / 100
@@ -220,13 +216,8 @@ func (a *aggregator) add(e *pendingEvent) error {
 		class = 0
 	}
 	lat := float64(max(e.latency, 0))
-	rk := routeKey{app: e.app, span: 60, bucket: floorDiv(e.time, 60e6) * 60, route: e.route, class: class, authError: e.authError}
-	uk := userKey{app: e.app, span: 3600, bucket: floorDiv(e.time, 3600e6) * 3600, user: e.user, company: e.company}
-	for kind, u := range [3]string{kindUser: e.user, kindClientUser: e.clientUser, kindAPIUser: e.apiUser} {
-		if u != "" {
-			a.users = append(a.users, userEntry{app: e.app, kind: int64(kind), user: u, time: e.time, id: e.id, seq: e.seq})
-		}
-	}
+	rk := routeKey{app: app, span: 60, bucket: floorDiv(e.time, 60e6) * 60, route: e.dict[fRoute], class: class, authError: authError}
+	uk := userKey{app: app, span: 3600, bucket: floorDiv(e.time, 3600e6) * 3600, user: e.dict[fUser], company: e.dict[fCompany]}
 	for _, c := range [2]*cell{a.routeCell(rk), a.userCell(uk)} {
 		c.count += w
 		c.errors += errs
@@ -318,10 +309,10 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(a.users, cmpUserEntry)
-	return upsertChunks(ctx, tx, ev.insertUsers, len(a.users), func(args []any, i int) []any {
-		u := a.users[i]
-		return append(args, u.app, u.kind, u.user, u.time, u.id, u.seq)
+	slices.SortFunc(a.index, cmpIndexEntry)
+	return upsertChunks(ctx, tx, ev.insertIndex, len(a.index), func(args []any, i int) []any {
+		x := a.index[i]
+		return append(args, x.app, x.kind, x.value, x.tmax, x.seq, x.tmin)
 	})
 }
 
@@ -376,12 +367,18 @@ func (db *DB) rollUp(ctx context.Context, min int64, chunk int) error {
 
 func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, err error) {
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		var from, last int64
-		err := tx.QueryRowContext(ctx, "SELECT rolled_up, ifnull((SELECT max(seq) FROM events), 0) FROM event_rollup_state").Scan(&from, &last)
+		var from, last, pending int64
+		err := tx.QueryRowContext(ctx, "SELECT rolled_up, ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0), ("+pendingSQL+") FROM event_rollup_state").
+			Scan(&from, &last, &pending)
 		if err != nil {
 			return err
 		}
-		if last-from < min {
+		if pending == 0 && last > from {
+			// Only deleted blocks above the mark.
+			_, err = tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", last)
+			return err
+		}
+		if pending < min || pending == 0 {
 			return nil
 		}
 		a := newAggregator()
@@ -390,7 +387,7 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, 
 			return err
 		}
 		if n < chunk {
-			to = last // rows in (to, last] were deleted, if any
+			to = last // blocks in (to, last] were deleted, if any
 		} else {
 			more = true
 		}
@@ -403,33 +400,34 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, 
 	return more, err
 }
 
-// readPending aggregates up to chunk events with seq > from and returns
-// how many it read and the last seq.
+// readPending aggregates the blocks with seq > from, until it has read
+// chunk events or more, and returns how many events it read and the seq
+// of the last block.
 func (a *aggregator) readPending(ctx context.Context, st *sql.Stmt, from int64, chunk int) (n int, last int64, err error) {
-	rows, err := st.QueryContext(ctx, from, chunk)
+	rows, err := st.QueryContext(ctx, from)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer rows.Close()
-	var (
-		e                                    pendingEvent
-		app, route, user, company, authError sql.RawBytes
-		clientUser, apiUser                  sql.RawBytes
-	)
+	var r blockReader
 	last = from
-	for rows.Next() {
-		err := rows.Scan(&e.seq, &app, &e.time, &route, &e.status, &e.latency, &e.reqBytes, &e.respBytes, &user, &company, &authError, &e.weight,
-			&e.id, &clientUser, &apiUser)
-		if err != nil {
+	for n < chunk && rows.Next() {
+		var (
+			seq, tmin, tmax int64
+			app             string
+			data            sql.RawBytes
+		)
+		if err := rows.Scan(&seq, &app, &tmin, &tmax, &data); err != nil {
 			return 0, 0, err
 		}
-		last = e.seq
-		e.app, e.route, e.user, e.company, e.authError = a.str(app), a.str(route), a.str(user), a.str(company), a.str(authError)
-		e.clientUser, e.apiUser = a.str(clientUser), a.str(apiUser)
-		if err := a.add(&e); err != nil {
+		if err := r.reset(data, tmin); err != nil {
+			return 0, 0, fmt.Errorf("block %d: %w", seq, err)
+		}
+		n += r.n
+		if err := a.addBlock(&r, app, seq, tmin, tmax); err != nil {
 			return 0, 0, err
 		}
-		n++
+		last = seq
 	}
 	if err := rows.Err(); err != nil {
 		return 0, 0, err

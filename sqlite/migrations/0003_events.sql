@@ -2,66 +2,54 @@
 -- microseconds (UTC), latencies microseconds; rollup buckets are Unix
 -- seconds. See events.go for the design.
 
--- Raw events. seq is AUTOINCREMENT so that it is never reused, even after
--- retention deleted the newest rows: the rollup watermark below relies on
--- every new event getting a seq above every earlier one.
-CREATE TABLE events (
-	seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-	app_id         TEXT NOT NULL,
-	id             TEXT NOT NULL,
-	time           INTEGER NOT NULL,
-	method         TEXT NOT NULL,
-	route          TEXT NOT NULL,
-	uri            TEXT NOT NULL,
-	status         INTEGER NOT NULL,
-	latency        INTEGER NOT NULL,
-	request_bytes  INTEGER NOT NULL,
-	response_bytes INTEGER NOT NULL,
-	user_id        TEXT NOT NULL,
-	api_user_id    TEXT NOT NULL,
-	client_user_id TEXT NOT NULL,
-	company_id     TEXT NOT NULL,
-	scheme         TEXT NOT NULL,
-	key_id         TEXT NOT NULL,
-	auth_error     TEXT NOT NULL,
-	request_id     TEXT NOT NULL,
-	remote_ip      TEXT NOT NULL,
-	user_agent     TEXT NOT NULL,
-	weight         REAL NOT NULL,
-	metadata       TEXT,          -- JSON object, NULL when empty
-	request_body   TEXT NOT NULL,
-	response_body  TEXT NOT NULL
+-- Raw events, in blocks (see block.go for the encoding): each row holds
+-- up to 2,048 events of one app, sorted by time, within 10 minutes of each
+-- other. seq is AUTOINCREMENT so that it is never reused, even after
+-- retention deleted the newest blocks: the rollup watermark below relies
+-- on every new block getting a seq above every earlier one.
+CREATE TABLE event_blocks (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	app_id TEXT NOT NULL,
+	tmin   INTEGER NOT NULL, -- time of its first event
+	tmax   INTEGER NOT NULL, -- time of its last event
+	n      INTEGER NOT NULL, -- events in it
+	data   BLOB NOT NULL
 ) STRICT;
--- Idempotency and listing: one event per (app, time, id). A retried batch
--- resends its events with their times, so this catches every retry; and
--- because capture times grow, inserts land at the end of this index
--- instead of on a random leaf page per event, as a unique (app_id, id) on
--- random ids does (see BENCHMARKS.md). The same index serves listings
--- newest first, the (time, id) cursor and the retention delete.
-CREATE UNIQUE INDEX events_app_time_id ON events(app_id, time, id);
--- Failed authentications by code: few codes, so new entries land on a
--- handful of pages. Partial: other events cost nothing here. Queries
--- repeat the "!= ''" term so that SQLite may use it.
-CREATE INDEX events_app_auth_error ON events(app_id, auth_error, time, id) WHERE auth_error != '';
+-- Listings newest first: blocks by the time of their last event.
+CREATE INDEX event_blocks_app_tmax ON event_blocks(app_id, tmax);
 
--- Events by attributed user (kind 0: user_id, 1: client_user_id, 2:
--- api_user_id), for listings filtered by user. Not an index of events:
--- with thousands of users, each event would dirty a random leaf page of
--- such an index, and at 10 million events that was most of the bytes
--- written per append (see events.go). It is filled, sorted, by the
--- aggregation that maintains the rollups, many events at a time.
-CREATE TABLE event_users (
-	app_id  TEXT NOT NULL,
-	kind    INTEGER NOT NULL,
-	user_id TEXT NOT NULL,
-	time    INTEGER NOT NULL,
-	id      TEXT NOT NULL,
-	seq     INTEGER NOT NULL, -- events.seq
-	PRIMARY KEY (app_id, kind, user_id, time, id)
+-- Idempotency: one row per stored event, unique per (app, time, id). A
+-- retried batch resends its events with their times, so this catches every
+-- retry; and because capture times grow, inserts land at the end of this
+-- key instead of on a random leaf page per event, as a unique (app_id, id)
+-- on random ids does (see BENCHMARKS.md). block is the event_blocks.seq
+-- that holds the event.
+CREATE TABLE event_keys (
+	app_id TEXT NOT NULL,
+	time   INTEGER NOT NULL,
+	id     TEXT NOT NULL,
+	block  INTEGER NOT NULL,
+	PRIMARY KEY (app_id, time, id)
 ) STRICT, WITHOUT ROWID;
 
--- The rollup watermark: every event with seq <= rolled_up is in the
--- rollups and event_users, and none above it. Advanced in the transaction that updates the
+-- Blocks by value, for listings filtered by user, route or auth error
+-- (kind 0: user_id, 1: client_user_id, 2: api_user_id, 3: auth_error,
+-- 4: route): one row per block and value found in it, so a listing decodes
+-- only blocks that hold a match. Filled by the aggregation that maintains
+-- the rollups, many blocks at a time, sorted: with thousands of users, an
+-- index per event would dirty a random leaf page per event.
+CREATE TABLE event_index (
+	app_id TEXT NOT NULL,
+	kind   INTEGER NOT NULL,
+	value  TEXT NOT NULL,
+	tmax   INTEGER NOT NULL, -- of the block
+	block  INTEGER NOT NULL,
+	tmin   INTEGER NOT NULL, -- of the block
+	PRIMARY KEY (app_id, kind, value, tmax, block)
+) STRICT, WITHOUT ROWID;
+
+-- The rollup watermark: every block with seq <= rolled_up is in the
+-- rollups and event_index, and none above it. Advanced in the transaction that updates the
 -- rollups, so a crash never loses nor doubles an event's contribution.
 CREATE TABLE event_rollup_state (
 	id        INTEGER PRIMARY KEY CHECK (id = 1),

@@ -1,0 +1,353 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/callsignhq/callsign"
+)
+
+// Raw events are stored in blocks: one row of event_blocks holds up to
+// blockMaxEvents events of one app, sorted by time, within blockMaxSpan of
+// each other, in the compact encoding below. A row per event, 24 columns
+// bound one by one through database/sql and the pure-Go SQLite, cost
+// ~6 µs per event before any index; a block costs one blob, and an event
+// in it ~0.3 µs to encode. What needs an index per event gets its own
+// narrow table: event_keys (idempotency), and event_index (listing by
+// user, route or auth error: one row per block and value, not per event).
+//
+// Encoding (version 1), all integers varints:
+//
+//	version byte (1)
+//	uvarint n (events), uvarint d (dictionary strings)
+//	d × (uvarint length, bytes)                       the dictionary
+//	n × event:
+//	  uvarint time − previous time (µs; the first: − tmin)
+//	  uvarint id length, id bytes
+//	  uvarint dictionary index × 11: method, route, user_id, api_user_id,
+//	    client_user_id, company_id, scheme, key_id, auth_error, remote_ip,
+//	    user_agent
+//	  uvarint length + bytes × 4: uri, request_id, request_body, response_body
+//	  varint status, varint latency (µs), varint request and response bytes
+//	  byte 0 (weight 0) or 1 followed by 8 bytes (float64 bits, little endian)
+//	  uvarint metadata entries, each a (key, value) pair of dictionary indexes
+//
+// Strings that repeat across events (routes, users, user agents) are
+// stored once per block, in the dictionary.
+const blockVersion = 1
+
+const (
+	// blockMaxEvents bounds the events of one block: a listing decodes a
+	// whole block to return one of its events.
+	blockMaxEvents = 2048
+	// blockMaxSpan bounds the time between the first and last event of a
+	// block (µs), so that a listing over a time range decodes few blocks
+	// outside it, even for a batch that mixes old and new events.
+	blockMaxSpan = int64(10 * time.Minute / time.Microsecond)
+)
+
+// Dictionary fields of an encoded event, in encoding order.
+const (
+	fMethod = iota
+	fRoute
+	fUser
+	fAPIUser
+	fClientUser
+	fCompany
+	fScheme
+	fKeyID
+	fAuthError
+	fRemoteIP
+	fUserAgent
+	nDictFields
+)
+
+// Raw (not dictionary) string fields, in encoding order after the id.
+const (
+	rURI = iota
+	rRequestID
+	rRequestBody
+	rResponseBody
+	nRawFields
+)
+
+// blockEncoder encodes blocks; it is reused from one block to the next.
+type blockEncoder struct {
+	dict  map[string]uint64
+	order []string
+	body  []byte
+}
+
+func newBlockEncoder() *blockEncoder { return &blockEncoder{dict: make(map[string]uint64, 256)} }
+
+func (enc *blockEncoder) ref(s string) {
+	i, ok := enc.dict[s]
+	if !ok {
+		i = uint64(len(enc.order))
+		enc.dict[s] = i
+		enc.order = append(enc.order, s)
+	}
+	enc.body = binary.AppendUvarint(enc.body, i)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encode returns the block of events, which are sorted by time, all at or
+// after tmin, appended to dst.
+func (enc *blockEncoder) encode(dst []byte, events []*callsign.Event, tmin int64) []byte {
+	clear(enc.dict)
+	enc.order = enc.order[:0]
+	enc.body = enc.body[:0]
+	prev := tmin
+	for _, e := range events {
+		t := e.Time.UnixMicro()
+		enc.body = binary.AppendUvarint(enc.body, uint64(t-prev))
+		prev = t
+		enc.body = appendString(enc.body, e.ID)
+		for _, s := range [nDictFields]string{fMethod: e.Method, fRoute: e.Route, fUser: e.UserID, fAPIUser: e.APIUserID,
+			fClientUser: e.ClientUserID, fCompany: e.CompanyID, fScheme: string(e.Scheme), fKeyID: e.KeyID, fAuthError: e.AuthError,
+			fRemoteIP: e.RemoteIP, fUserAgent: e.UserAgent} {
+			enc.ref(s)
+		}
+		for _, s := range [nRawFields]string{rURI: e.URI, rRequestID: e.RequestID, rRequestBody: e.RequestBody, rResponseBody: e.ResponseBody} {
+			enc.body = appendString(enc.body, s)
+		}
+		enc.body = binary.AppendVarint(enc.body, int64(e.Status))
+		enc.body = binary.AppendVarint(enc.body, e.Latency.Microseconds())
+		enc.body = binary.AppendVarint(enc.body, e.RequestBytes)
+		enc.body = binary.AppendVarint(enc.body, e.ResponseBytes)
+		if e.Weight == 0 {
+			enc.body = append(enc.body, 0)
+		} else {
+			enc.body = binary.LittleEndian.AppendUint64(append(enc.body, 1), math.Float64bits(e.Weight))
+		}
+		enc.body = binary.AppendUvarint(enc.body, uint64(len(e.Metadata)))
+		if len(e.Metadata) > 0 {
+			for _, k := range slices.Sorted(mapKeys(e.Metadata)) {
+				enc.ref(k)
+				enc.ref(e.Metadata[k])
+			}
+		}
+	}
+	dst = append(dst, blockVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(events)))
+	dst = binary.AppendUvarint(dst, uint64(len(enc.order)))
+	for _, s := range enc.order {
+		dst = appendString(dst, s)
+	}
+	return append(dst, enc.body...)
+}
+
+// errCorruptBlock is returned for a block that does not decode: a store
+// damaged outside callsign, since callsign only writes what it encoded.
+var errCorruptBlock = errors.New("corrupt event block")
+
+// blockEvent is an event of a decoded block, before it becomes a
+// callsign.Event: dictionary strings are shared by the block's events, raw
+// ones still point into the block.
+type blockEvent struct {
+	time                int64
+	id                  []byte
+	dict                [nDictFields]string
+	raw                 [nRawFields][]byte
+	status              int64
+	latency             int64 // µs
+	reqBytes, respBytes int64
+	weight              float64
+	metaEntries         int // metadata: that many dictionary index pairs in blockReader.meta
+}
+
+// blockReader decodes one block, an event at a time.
+type blockReader struct {
+	b    []byte // what is left to read
+	n    int    // events left
+	t    int64  // time of the previous event
+	dict []string
+	meta []uint64 // metadata pairs of the current event
+	err  error
+}
+
+// reset starts decoding data, a block whose first event is at or after
+// tmin. Dictionary strings are copied out of data; raw strings are not.
+func (r *blockReader) reset(data []byte, tmin int64) error {
+	*r = blockReader{b: data, t: tmin, dict: r.dict[:0], meta: r.meta[:0]}
+	if len(r.b) == 0 || r.b[0] != blockVersion {
+		return r.fail()
+	}
+	r.b = r.b[1:]
+	n, d := r.uvarint(), r.uvarint()
+	if r.err != nil || n > blockMaxEvents || d > uint64(len(r.b)) {
+		return r.fail()
+	}
+	r.n = int(n)
+	for range d {
+		s := r.bytes()
+		if r.err != nil {
+			return r.err
+		}
+		r.dict = append(r.dict, string(s))
+	}
+	return nil
+}
+
+func (r *blockReader) fail() error {
+	if r.err == nil {
+		r.err = errCorruptBlock
+	}
+	r.b, r.n = nil, 0
+	return r.err
+}
+
+func (r *blockReader) uvarint() uint64 {
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *blockReader) varint() int64 {
+	v, k := binary.Varint(r.b)
+	if k <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *blockReader) bytes() []byte {
+	l := r.uvarint()
+	if r.err != nil || l > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	s := r.b[:l:l]
+	r.b = r.b[l:]
+	return s
+}
+
+func (r *blockReader) ref() string {
+	i := r.uvarint()
+	if r.err != nil || i >= uint64(len(r.dict)) {
+		r.fail()
+		return ""
+	}
+	return r.dict[i]
+}
+
+// next decodes the next event into e; it returns false at the end of the
+// block or on an error, which r.err then holds.
+func (r *blockReader) next(e *blockEvent) bool {
+	if r.n == 0 {
+		if len(r.b) != 0 {
+			r.fail()
+		}
+		return false
+	}
+	r.n--
+	dt := r.uvarint()
+	if dt > math.MaxInt64-uint64(max(r.t, 0)) {
+		r.fail()
+	}
+	r.t += int64(dt)
+	e.time = r.t
+	e.id = r.bytes()
+	for i := range e.dict {
+		e.dict[i] = r.ref()
+	}
+	for i := range e.raw {
+		e.raw[i] = r.bytes()
+	}
+	e.status = min(max(r.varint(), math.MinInt32), math.MaxInt32)
+	e.latency = r.varint()
+	e.reqBytes = r.varint()
+	e.respBytes = r.varint()
+	e.weight = 0
+	if len(r.b) > 0 {
+		flag := r.b[0]
+		r.b = r.b[1:]
+		switch {
+		case flag == 1 && len(r.b) >= 8:
+			e.weight = math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+			r.b = r.b[8:]
+		case flag != 0:
+			r.fail()
+		}
+	} else {
+		r.fail()
+	}
+	m := r.uvarint()
+	if m > callsign.MaxMetadataEntries*4 {
+		r.fail()
+	}
+	r.meta = r.meta[:0]
+	for range m {
+		k, v := r.uvarint(), r.uvarint()
+		if k >= uint64(len(r.dict)) || v >= uint64(len(r.dict)) {
+			r.fail()
+		}
+		if r.err != nil {
+			break
+		}
+		r.meta = append(r.meta, k, v)
+	}
+	e.metaEntries = len(r.meta) / 2
+	return r.err == nil
+}
+
+// event returns e, the event r decoded last, as a callsign.Event of app.
+func (r *blockReader) event(app string, e *blockEvent) *callsign.Event {
+	// One allocation for the raw strings of the event.
+	n := len(e.id)
+	for _, s := range e.raw {
+		n += len(s)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, e.id...)
+	for _, s := range e.raw {
+		buf = append(buf, s...)
+	}
+	all := string(buf)
+	cut := func(l int) string { s := all[:l]; all = all[l:]; return s }
+	ev := &callsign.Event{
+		AppID:         app,
+		ID:            cut(len(e.id)),
+		Time:          fromMicros(e.time),
+		Method:        e.dict[fMethod],
+		Route:         e.dict[fRoute],
+		URI:           cut(len(e.raw[rURI])),
+		Status:        int(e.status),
+		Latency:       time.Duration(e.latency) * time.Microsecond,
+		RequestBytes:  e.reqBytes,
+		ResponseBytes: e.respBytes,
+		UserID:        e.dict[fUser],
+		APIUserID:     e.dict[fAPIUser],
+		ClientUserID:  e.dict[fClientUser],
+		CompanyID:     e.dict[fCompany],
+		Scheme:        callsign.Scheme(e.dict[fScheme]),
+		KeyID:         e.dict[fKeyID],
+		AuthError:     e.dict[fAuthError],
+		RequestID:     cut(len(e.raw[rRequestID])),
+		RemoteIP:      e.dict[fRemoteIP],
+		UserAgent:     e.dict[fUserAgent],
+		Weight:        e.weight,
+		RequestBody:   cut(len(e.raw[rRequestBody])),
+		ResponseBody:  cut(len(e.raw[rResponseBody])),
+	}
+	if e.metaEntries > 0 {
+		ev.Metadata = make(map[string]string, e.metaEntries)
+		for i := 0; i < 2*e.metaEntries; i += 2 {
+			ev.Metadata[r.dict[r.meta[i]]] = r.dict[r.meta[i+1]]
+		}
+	}
+	return ev
+}
