@@ -71,7 +71,7 @@ type eventStmts struct {
 	upsertRoute  [3]*sql.Stmt // upsertChunkL, M and S rollup rows
 	upsertUser   [3]*sql.Stmt
 	insertIndex  [3]*sql.Stmt // event_index rows
-	readPending  *sql.Stmt    // on the writer: blocks above the watermark
+	readPending  *sql.Stmt    // on the readers: blocks above the watermark
 	pendingCount *sql.Stmt    // on the readers
 }
 
@@ -94,13 +94,13 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 	for i, n := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
 		ps = append(ps, p{&db.ev.upsertRoute[i], db.w, upsertSQL("event_rollups_route", "route, status_class, auth_error", 3, n)})
 		ps = append(ps, p{&db.ev.upsertUser[i], db.w, upsertSQL("event_rollups_user", "user_id, company_id", 2, n)})
-		ps = append(ps, p{&db.ev.insertIndex[i], db.w, "INSERT INTO event_index (app_id, kind, value, tmax, block, tmin) VALUES " +
-			valuesList(n, 6) + " ON CONFLICT DO NOTHING"})
+		ps = append(ps, p{&db.ev.insertIndex[i], db.w, "INSERT INTO event_index (app_id, kind, value, tmax, first, last, tmin, blocks) VALUES " +
+			valuesList(n, 8)})
 	}
 	ps = append(ps,
 		p{&db.ev.keyBlock, db.w, "SELECT block FROM event_keys WHERE app_id = ? AND time = ? AND id = ?"},
 		p{&db.ev.insertBlock, db.w, "INSERT INTO event_blocks (seq, app_id, tmin, tmax, n, data) VALUES (?, ?, ?, ?, ?, ?)"},
-		p{&db.ev.readPending, db.w, "SELECT seq, app_id, tmin, tmax, data FROM event_blocks WHERE seq > ? ORDER BY seq"},
+		p{&db.ev.readPending, db.r, "SELECT seq, app_id, tmin, tmax, data FROM event_blocks WHERE seq > ? ORDER BY seq"},
 		p{&db.ev.pendingCount, db.r, pendingSQL},
 	)
 	// The writer's single connection lives as long as the DB: settings made
@@ -206,11 +206,7 @@ func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (calls
 		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", err)
 	}
 	res.Duplicates = len(events) - res.Accepted
-	if pending >= rollupEvery {
-		// The events are durable: a failure to aggregate them now is not
-		// the caller's, and the next call retries from the watermark.
-		_ = db.rollUp(context.WithoutCancel(ctx), rollupEvery, rollupChunk)
-	}
+	db.appended(ctx, pending)
 	return res, nil
 }
 
@@ -417,15 +413,54 @@ func (l *listing) match(e *blockEvent) bool {
 }
 
 // blocksQuery returns the query that lists the blocks that may hold
-// events of l, newest last event first: seq, tmin, tmax, data.
+// events of l, newest last event first: seq, tmin, tmax, data; or, for a
+// listing through event_index, its rows that may: tmax, first, blocks.
 func (l *listing) blocksQuery() (string, []any) {
 	if l.kind < 0 {
 		return `SELECT seq, tmin, tmax, data FROM event_blocks
 			WHERE app_id = ? AND tmax >= ? AND tmin <= ? ORDER BY tmax DESC, seq DESC`, []any{l.app, l.lo, l.top()}
 	}
-	return `SELECT i.block, i.tmin, i.tmax, b.data FROM event_index AS i JOIN event_blocks AS b ON b.seq = i.block
-		WHERE i.app_id = ? AND i.kind = ? AND i.value = ? AND i.tmax >= ? AND i.tmin <= ? ORDER BY i.tmax DESC, i.block DESC`,
+	return `SELECT tmax, first, blocks FROM event_index
+		WHERE app_id = ? AND kind = ? AND value = ? AND tmax >= ? AND tmin <= ? ORDER BY tmax DESC, first DESC`,
 		[]any{l.app, l.kind, l.want[l.kind], l.lo, l.top()}
+}
+
+// pageScan collects the newest limit+1 events of a listing from the blocks
+// it is given, newest last event first.
+type pageScan struct {
+	l     *listing
+	found []*callsign.Event
+	r     blockReader
+	be    blockEvent
+}
+
+// done reports whether blocks whose last event is at tmax, or older, can
+// hold no event of the page.
+func (s *pageScan) done(tmax int64) bool {
+	return len(s.found) > s.l.limit && s.found[s.l.limit].Time.UnixMicro() > tmax
+}
+
+func (s *pageScan) block(seq, tmin int64, data []byte) error {
+	if err := s.r.reset(data, tmin); err != nil {
+		return fmt.Errorf("block %d: %w", seq, err)
+	}
+	added := false
+	for s.r.next(&s.be) {
+		if s.l.match(&s.be) {
+			s.found = append(s.found, s.r.event(s.l.app, &s.be))
+			added = true
+		}
+	}
+	if s.r.err != nil {
+		return fmt.Errorf("block %d: %w", seq, s.r.err)
+	}
+	if added {
+		slices.SortFunc(s.found, func(a, b *callsign.Event) int { // newest first
+			return cmp.Or(b.Time.Compare(a.Time), strings.Compare(b.ID, a.ID))
+		})
+		s.found = s.found[:min(len(s.found), s.l.limit+1)]
+	}
+	return nil
 }
 
 // Events implements callsign.EventStore. Events are ordered by time, newest
@@ -450,59 +485,86 @@ func (db *DB) Events(ctx context.Context, f callsign.EventFilter) (*callsign.Eve
 			return nil, err
 		}
 	}
-	q, args := l.blocksQuery()
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
+	s := &pageScan{l: l}
+	if err := db.scanEvents(ctx, s); err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
-	defer rows.Close()
-	var (
-		found []*callsign.Event
-		r     blockReader
-		be    blockEvent
-	)
-	newer := func(a, b *callsign.Event) int { // newest first
-		return cmp.Or(b.Time.Compare(a.Time), strings.Compare(b.ID, a.ID))
-	}
-	for rows.Next() {
-		var seq, tmin, tmax int64
-		var data sql.RawBytes
-		if err := rows.Scan(&seq, &tmin, &tmax, &data); err != nil {
-			return nil, fmt.Errorf("sqlite: events: %w", err)
-		}
-		if len(found) > l.limit && found[l.limit].Time.UnixMicro() > tmax {
-			break // this block and the next ones hold only older events
-		}
-		if err := r.reset(data, tmin); err != nil {
-			return nil, fmt.Errorf("sqlite: events: block %d: %w", seq, err)
-		}
-		added := false
-		for r.next(&be) {
-			if l.match(&be) {
-				found = append(found, r.event(l.app, &be))
-				added = true
-			}
-		}
-		if r.err != nil {
-			return nil, fmt.Errorf("sqlite: events: block %d: %w", seq, r.err)
-		}
-		if added {
-			slices.SortFunc(found, newer)
-			found = found[:min(len(found), l.limit+1)]
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: events: %w", err)
-	}
-	page := &callsign.EventPage{Events: found[:min(len(found), l.limit)]}
-	if len(found) > l.limit {
-		last := found[l.limit-1]
+	page := &callsign.EventPage{Events: s.found[:min(len(s.found), l.limit)]}
+	if len(s.found) > l.limit {
+		last := s.found[l.limit-1]
 		page.NextCursor = encodeCursor(last.Time.UnixMicro(), last.ID)
 	}
 	if page.Events == nil {
 		page.Events = []*callsign.Event{}
 	}
 	return page, nil
+}
+
+func (db *DB) scanEvents(ctx context.Context, s *pageScan) error {
+	// One read transaction: the index and the blocks of one snapshot.
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	q, args := s.l.blocksQuery()
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if s.l.kind < 0 {
+		for rows.Next() {
+			var seq, tmin, tmax int64
+			var data sql.RawBytes
+			if err := rows.Scan(&seq, &tmin, &tmax, &data); err != nil {
+				return err
+			}
+			if s.done(tmax) {
+				break // this block and the next ones hold only older events
+			}
+			if err := s.block(seq, tmin, data); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	block, err := tx.PrepareContext(ctx, "SELECT tmin, tmax, data FROM event_blocks WHERE seq = ?")
+	if err != nil {
+		return err
+	}
+	defer block.Close()
+	for rows.Next() {
+		var tmax, first int64
+		var list sql.RawBytes
+		if err := rows.Scan(&tmax, &first, &list); err != nil {
+			return err
+		}
+		if s.done(tmax) {
+			break // the blocks of this row and of the next ones hold only older events
+		}
+		seqs, err := blockSeqs(list, first)
+		if err != nil {
+			return fmt.Errorf("event_index row of block %d: %w", first, err)
+		}
+		for _, seq := range slices.Backward(seqs) {
+			var btmin, btmax int64
+			var data []byte
+			switch err := block.QueryRowContext(ctx, seq).Scan(&btmin, &btmax, &data); {
+			case errors.Is(err, sql.ErrNoRows):
+				continue // deleted since
+			case err != nil:
+				return err
+			}
+			if btmax < s.l.lo || btmin > s.l.top() || s.done(btmax) {
+				continue
+			}
+			if err := s.block(seq, btmin, data); err != nil {
+				return err
+			}
+		}
+	}
+	return rows.Err()
 }
 
 // A cursor is base64url (unpadded) of a version byte (1), the big-endian
@@ -641,11 +703,8 @@ func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (
 			return err
 		}
 		defer delKey.Close()
-		delIndex, err := tx.PrepareContext(ctx, "DELETE FROM event_index WHERE app_id = ? AND kind = ? AND value = ? AND tmax = ? AND block = ?")
-		if err != nil {
-			return err
-		}
-		defer delIndex.Close()
+		// The blocks to take out of each value's event_index rows.
+		gone := map[indexKey][]int64{}
 		enc := newBlockEncoder()
 		for _, v := range vs {
 			for _, e := range v.old {
@@ -653,16 +712,10 @@ func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (
 					return err
 				}
 			}
-			// The block's event_index rows keep its tmax (its newest
-			// events stay) and an older tmin, which only makes a listing
-			// decode it when it need not.
 			keep := indexValues(v.kept)
 			for kv := range indexValues(v.old) {
-				if _, ok := keep[kv]; ok {
-					continue
-				}
-				if _, err := delIndex.ExecContext(ctx, app, kv.kind, kv.value, v.tmax, v.seq); err != nil {
-					return err
+				if _, ok := keep[kv]; !ok {
+					gone[kv] = append(gone[kv], v.seq)
 				}
 			}
 			if len(v.kept) == 0 {
@@ -676,12 +729,66 @@ func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (
 				return err
 			}
 		}
-		return nil
+		return unindex(ctx, tx, app, gone)
 	})
 	if err != nil {
 		return 0, false, err
 	}
 	return n, more, nil
+}
+
+// unindex takes blocks out of the event_index rows of values: gone maps a
+// value to the blocks that no longer hold it. A row left with no block is
+// deleted. The rows keep their tmin and tmax, which only makes a listing
+// look at them when it need not.
+func unindex(ctx context.Context, tx *sql.Tx, app string, gone map[indexKey][]int64) error {
+	type row struct {
+		tmax, first int64
+		seqs        []int64
+	}
+	for kv, seqs := range gone {
+		lo, hi := slices.Min(seqs), slices.Max(seqs)
+		rows, err := tx.QueryContext(ctx, `SELECT tmax, first, blocks FROM event_index
+			WHERE app_id = ? AND kind = ? AND value = ? AND first <= ? AND last >= ?`, app, kv.kind, kv.value, hi, lo)
+		if err != nil {
+			return err
+		}
+		var rs []row
+		for rows.Next() {
+			var r row
+			var list sql.RawBytes
+			if err := rows.Scan(&r.tmax, &r.first, &list); err != nil {
+				rows.Close()
+				return err
+			}
+			if r.seqs, err = blockSeqs(list, r.first); err != nil {
+				rows.Close()
+				return fmt.Errorf("event_index row of block %d: %w", r.first, err)
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range rs {
+			left := slices.DeleteFunc(slices.Clone(r.seqs), func(s int64) bool { return slices.Contains(seqs, s) })
+			switch {
+			case len(left) == len(r.seqs):
+				continue
+			case len(left) == 0:
+				_, err = tx.ExecContext(ctx, "DELETE FROM event_index WHERE app_id = ? AND kind = ? AND value = ? AND tmax = ? AND first = ?",
+					app, kv.kind, kv.value, r.tmax, r.first)
+			default:
+				_, err = tx.ExecContext(ctx, "UPDATE event_index SET blocks = ? WHERE app_id = ? AND kind = ? AND value = ? AND tmax = ? AND first = ?",
+					appendBlockSeqs(nil, r.first, left), app, kv.kind, kv.value, r.tmax, r.first)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // indexKey is an event_index value of a block.

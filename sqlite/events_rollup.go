@@ -5,9 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
@@ -20,18 +25,93 @@ import (
 // that rank. See the package documentation.
 const SketchRelativeAccuracy = 0.01
 
-// When AppendEvents aggregates, and how much at a time.
+// When events are aggregated, and how much at a time.
 const (
 	// rollupEvery is how many pending (not yet aggregated) events make
-	// AppendEvents aggregate them. Larger amortises better (a busy
-	// (hour, user) cell is updated once per aggregation) but makes the
-	// occasional append, or the first metrics query after a quiet ingest,
-	// wait longer.
-	rollupEvery = 32768
+	// AppendEvents wake the background aggregation. Larger amortises
+	// better (a busy (hour, user) cell, whose stored sketch is merged with
+	// the new one, is updated once per aggregation; at 1,000-event batches
+	// 131,072 appended 140k events/s against 98k at 32,768) but makes the
+	// first metrics query after a burst wait longer.
+	rollupEvery = 131072
+	// rollupBackpressure is how many pending events make AppendEvents
+	// aggregate them itself before it returns, when ingest outruns the
+	// background aggregation.
+	rollupBackpressure = 4 * rollupEvery
+	// rollupMaxDelay is how long an event stays pending at most, give or
+	// take a second, when fewer than rollupEvery are: then the background
+	// aggregation runs anyway, so that a metrics query rarely waits.
+	rollupMaxDelay = 5 * time.Second
 	// rollupChunk bounds the events one aggregation transaction reads, and
 	// so how long it holds the writer.
-	rollupChunk = 65536
+	rollupChunk = 262144
 )
+
+// roller aggregates pending events in the background: woken by
+// AppendEvents past rollupEvery pending events, and every second when the
+// oldest pending append is older than rollupMaxDelay.
+type roller struct {
+	mu    sync.Mutex // one aggregation at a time
+	since atomic.Int64
+	kick  chan struct{}
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+// startRoller starts the background aggregation; Close stops it.
+func (db *DB) startRoller() {
+	ctx, cancel := context.WithCancel(context.Background())
+	db.roll.kick = make(chan struct{}, 1)
+	db.roll.stop = cancel
+	db.roll.done = make(chan struct{})
+	// Events left pending by an earlier process are aggregated soon.
+	db.roll.since.Store(time.Now().Add(-rollupMaxDelay).UnixNano())
+	go func() {
+		defer close(db.roll.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-db.roll.kick:
+			case <-tick.C:
+				s := db.roll.since.Load()
+				if s == 0 || time.Since(time.Unix(0, s)) < rollupMaxDelay {
+					continue
+				}
+			}
+			// A failure is retried at the next tick: the events are
+			// durable, and queries that need them aggregate themselves.
+			_ = db.rollUp(ctx, 1, rollupChunk)
+		}
+	}()
+}
+
+// stopRoller stops the background aggregation and waits for it.
+func (db *DB) stopRoller() {
+	if db.roll.stop != nil {
+		db.roll.stop()
+		<-db.roll.done
+	}
+}
+
+// appended tells the background aggregation that events were appended
+// and that pending are now pending.
+func (db *DB) appended(ctx context.Context, pending int64) {
+	db.roll.since.CompareAndSwap(0, time.Now().UnixNano())
+	switch {
+	case pending >= rollupBackpressure:
+		// The events are durable: a failure to aggregate them now is not
+		// the caller's, and the next aggregation retries.
+		_ = db.rollUp(context.WithoutCancel(ctx), rollupEvery, rollupChunk)
+	case pending >= rollupEvery:
+		select {
+		case db.roll.kick <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // rollupTable describes one rollup table.
 type rollupTable struct {
@@ -155,30 +235,37 @@ func cmpUserKey(a, b userKey) int {
 type aggregator struct {
 	route map[routeKey]*cell
 	user  map[userKey]*cell
-	index []indexEntry
+	index map[valueKey]*indexRun
 	// blockValues are the event_index values of the current block.
 	blockValues map[indexKey]struct{}
 }
 
-// indexEntry is a row of event_index.
-type indexEntry struct {
-	app       string
-	kind      int64
-	value     string
-	tmax, seq int64
-	tmin      int64
+// valueKey is an app's event_index value.
+type valueKey struct {
+	app   string
+	kind  int
+	value string
 }
 
-func cmpIndexEntry(a, b indexEntry) int {
-	return cmp.Or(strings.Compare(a.app, b.app), cmp.Compare(a.kind, b.kind), strings.Compare(a.value, b.value),
-		cmp.Compare(a.tmax, b.tmax), cmp.Compare(a.seq, b.seq))
+func cmpValueKey(a, b valueKey) int {
+	return cmp.Or(strings.Compare(a.app, b.app), cmp.Compare(a.kind, b.kind), strings.Compare(a.value, b.value))
+}
+
+// indexRun is the event_index row of a value for the blocks of one
+// aggregation.
+type indexRun struct {
+	tmin, tmax  int64
+	first, last int64
+	blocks      []byte // uvarint seq deltas, from first
 }
 
 func newAggregator() *aggregator {
-	return &aggregator{route: map[routeKey]*cell{}, user: map[userKey]*cell{}, blockValues: map[indexKey]struct{}{}}
+	return &aggregator{route: map[routeKey]*cell{}, user: map[userKey]*cell{}, index: map[valueKey]*indexRun{},
+		blockValues: map[indexKey]struct{}{}}
 }
 
-// addBlock aggregates the events of block seq of app.
+// addBlock aggregates the events of block seq of app. Blocks come in
+// increasing seq.
 func (a *aggregator) addBlock(r *blockReader, app string, seq, tmin, tmax int64) error {
 	var e blockEvent
 	clear(a.blockValues)
@@ -196,9 +283,43 @@ func (a *aggregator) addBlock(r *blockReader, app string, seq, tmin, tmax int64)
 		return fmt.Errorf("block %d: %w", seq, r.err)
 	}
 	for kv := range a.blockValues {
-		a.index = append(a.index, indexEntry{app: app, kind: int64(kv.kind), value: kv.value, tmax: tmax, seq: seq, tmin: tmin})
+		vk := valueKey{app, kv.kind, kv.value}
+		run := a.index[vk]
+		if run == nil {
+			run = &indexRun{tmin: tmin, tmax: tmax, first: seq, last: seq}
+			a.index[vk] = run
+		}
+		run.blocks = binary.AppendUvarint(run.blocks, uint64(seq-run.last))
+		run.tmin, run.tmax, run.last = min(run.tmin, tmin), max(run.tmax, tmax), seq
 	}
 	return nil
+}
+
+// blockSeqs decodes the blocks column of an event_index row.
+func blockSeqs(b []byte, first int64) ([]int64, error) {
+	var seqs []int64
+	s := first
+	for len(b) > 0 {
+		d, k := binary.Uvarint(b)
+		if k <= 0 || d > math.MaxInt64-uint64(s) {
+			return nil, errCorruptBlock
+		}
+		b = b[k:]
+		s += int64(d)
+		seqs = append(seqs, s)
+	}
+	return seqs, nil
+}
+
+// appendBlockSeqs encodes seqs, increasing from first, as blockSeqs reads
+// them.
+func appendBlockSeqs(b []byte, first int64, seqs []int64) []byte {
+	prev := first
+	for _, s := range seqs {
+		b = binary.AppendUvarint(b, uint64(s-prev))
+		prev = s
+	}
+	return b
 }
 
 func (a *aggregator) add(app string, e *blockEvent) error {
@@ -309,10 +430,10 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(a.index, cmpIndexEntry)
-	return upsertChunks(ctx, tx, ev.insertIndex, len(a.index), func(args []any, i int) []any {
-		x := a.index[i]
-		return append(args, x.app, x.kind, x.value, x.tmax, x.seq, x.tmin)
+	vks := slices.SortedFunc(mapKeys(a.index), cmpValueKey)
+	return upsertChunks(ctx, tx, ev.insertIndex, len(vks), func(args []any, i int) []any {
+		k, r := vks[i], a.index[vks[i]]
+		return append(args, k.app, k.kind, k.value, r.tmax, r.first, r.last, r.tmin, r.blocks)
 	})
 }
 
@@ -351,11 +472,17 @@ func upsertChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, ro
 }
 
 // rollUp aggregates the events above the watermark into the rollups, if
-// at least min are pending, in transactions of at most chunk events.
+// at least min are pending, in transactions of at most about chunk events.
 func (db *DB) rollUp(ctx context.Context, min int64, chunk int) error {
+	db.roll.mu.Lock()
+	defer db.roll.mu.Unlock()
+	// Appends from now on mark themselves pending again; if this fails,
+	// the events it was to aggregate are still pending.
+	since := db.roll.since.Swap(0)
 	for {
 		more, err := db.rollUpOnce(ctx, min, chunk)
 		if err != nil {
+			db.roll.since.CompareAndSwap(0, since)
 			return fmt.Errorf("sqlite: roll up events: %w", err)
 		}
 		if !more {
@@ -365,36 +492,56 @@ func (db *DB) rollUp(ctx context.Context, min int64, chunk int) error {
 	}
 }
 
+// rollUpOnce reads and aggregates pending blocks in a read transaction,
+// off the writer, so that appends go on meanwhile; only the upserts and the
+// new watermark hold the writer. Callers hold db.roll.mu, so nothing else
+// moves the watermark in between.
 func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, err error) {
-	err = db.tx(ctx, func(tx *sql.Tx) error {
-		var from, last, pending int64
+	a := newAggregator()
+	var from, to int64
+	skip := false
+	err = db.readTx(ctx, func(tx *sql.Tx) error {
+		var last, pending int64
 		err := tx.QueryRowContext(ctx, "SELECT rolled_up, ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0), ("+pendingSQL+") FROM event_rollup_state").
 			Scan(&from, &last, &pending)
 		if err != nil {
 			return err
 		}
-		if pending == 0 && last > from {
-			// Only deleted blocks above the mark.
-			_, err = tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", last)
-			return err
-		}
-		if pending < min || pending == 0 {
+		if pending == 0 {
+			// Nothing to aggregate; move past deleted blocks, if any.
+			to, skip = last, last == from
 			return nil
 		}
-		a := newAggregator()
-		n, to, err := a.readPending(ctx, tx.StmtContext(ctx, db.ev.readPending), from, chunk)
+		if pending < min {
+			skip = true
+			return nil
+		}
+		n, lastRead, err := a.readPending(ctx, tx.StmtContext(ctx, db.ev.readPending), from, chunk)
 		if err != nil {
 			return err
 		}
 		if n < chunk {
-			to = last // blocks in (to, last] were deleted, if any
+			to = last // blocks in (lastRead, last] were deleted, if any
 		} else {
-			more = true
+			to, more = lastRead, true
+		}
+		return nil
+	})
+	if err != nil || skip {
+		return false, err
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		var mark int64
+		if err := tx.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&mark); err != nil {
+			return err
+		}
+		if mark != from {
+			return fmt.Errorf("the watermark moved from %d to %d during aggregation", from, mark)
 		}
 		if err := a.write(ctx, tx, &db.ev); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", to)
+		_, err := tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", to)
 		return err
 	})
 	return more, err

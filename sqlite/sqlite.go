@@ -73,6 +73,7 @@ type DB struct {
 	// Prepared once: the lookups on the request path.
 	secretByHash, adminByHash, appByID, appByPublic, originsOfApp *sql.Stmt
 	ev                                                            eventStmts
+	roll                                                          roller
 }
 
 var (
@@ -129,6 +130,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	db.startRoller()
 	return db, nil
 }
 
@@ -152,8 +154,10 @@ func (db *DB) prepare(ctx context.Context) error {
 	return db.prepareEvents(ctx)
 }
 
-// Close closes both connection pools.
+// Close stops the background aggregation and closes both connection
+// pools. Events it had not aggregated yet are aggregated by the next Open.
 func (db *DB) Close() error {
+	db.stopRoller()
 	var errs []error
 	for _, st := range append([]*sql.Stmt{db.secretByHash, db.adminByHash, db.appByID, db.appByPublic, db.originsOfApp}, db.ev.all()...) {
 		if st != nil {
@@ -199,6 +203,16 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// readTx runs fn in a read-only transaction on the readers: one snapshot.
+func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	return fn(tx)
 }
 
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {

@@ -34,18 +34,22 @@ CREATE TABLE event_keys (
 
 -- Blocks by value, for listings filtered by user, route or auth error
 -- (kind 0: user_id, 1: client_user_id, 2: api_user_id, 3: auth_error,
--- 4: route): one row per block and value found in it, so a listing decodes
--- only blocks that hold a match. Filled by the aggregation that maintains
--- the rollups, many blocks at a time, sorted: with thousands of users, an
--- index per event would dirty a random leaf page per event.
+-- 4: route): one row per value and aggregation run (the blocks one
+-- aggregation read, seqs first to last), listing the blocks of that run
+-- that hold the value (blocks: uvarint deltas from first), so a listing
+-- decodes only blocks with a match. Filled by the aggregation that
+-- maintains the rollups: a row per block and value would be written for
+-- nearly every event, as an index of events by user would.
 CREATE TABLE event_index (
 	app_id TEXT NOT NULL,
 	kind   INTEGER NOT NULL,
 	value  TEXT NOT NULL,
-	tmax   INTEGER NOT NULL, -- of the block
-	block  INTEGER NOT NULL,
-	tmin   INTEGER NOT NULL, -- of the block
-	PRIMARY KEY (app_id, kind, value, tmax, block)
+	tmax   INTEGER NOT NULL, -- the latest tmax of its blocks
+	first  INTEGER NOT NULL, -- seq of its first block
+	last   INTEGER NOT NULL, -- seq of its last block
+	tmin   INTEGER NOT NULL, -- the earliest tmin of its blocks
+	blocks BLOB NOT NULL,
+	PRIMARY KEY (app_id, kind, value, tmax, first)
 ) STRICT, WITHOUT ROWID;
 
 -- The rollup watermark: every block with seq <= rolled_up is in the
