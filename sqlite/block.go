@@ -16,8 +16,9 @@ import (
 // bound one by one through database/sql and the pure-Go SQLite, cost
 // ~6 µs per event before any index; a block costs one blob, and an event
 // in it ~0.3 µs to encode. What needs an index per event gets its own
-// narrow table: event_keys (idempotency), and event_index (listing by
-// user, route or auth error: one row per block and value, not per event).
+// narrow table: event_keys (idempotency); and listings by user, route or
+// auth error read event_index, one row per value and aggregation run, not
+// per event.
 //
 // Encoding (version 1), all integers varints:
 //
@@ -148,14 +149,21 @@ func (enc *blockEncoder) encode(dst []byte, events []*callsign.Event, tmin int64
 // damaged outside callsign, since callsign only writes what it encoded.
 var errCorruptBlock = errors.New("corrupt event block")
 
+// span is a part of a block: data[off:end]. Decoding keeps offsets, not
+// slices, so that it writes no pointer (and pays no GC write barrier) per
+// field.
+type span struct{ off, end int }
+
+func (s span) len() int { return s.end - s.off }
+
 // blockEvent is an event of a decoded block, before it becomes a
-// callsign.Event: dictionary strings are shared by the block's events, raw
-// ones still point into the block.
+// callsign.Event: dictionary strings are indexes into the block's
+// dictionary (blockReader.str and raw), raw ones spans of the block.
 type blockEvent struct {
 	time                int64
-	id                  []byte
-	dict                [nDictFields]string
-	raw                 [nRawFields][]byte
+	id                  span
+	dict                [nDictFields]uint32
+	raw                 [nRawFields]span
 	status              int64
 	latency             int64 // µs
 	reqBytes, respBytes int64
@@ -165,24 +173,28 @@ type blockEvent struct {
 
 // blockReader decodes one block, an event at a time.
 type blockReader struct {
-	b    []byte // what is left to read
-	n    int    // events left
-	t    int64  // time of the previous event
-	dict []string
-	meta []uint64 // metadata pairs of the current event
+	data []byte
+	pos  int   // next byte to read
+	n    int   // events left
+	t    int64 // time of the previous event
+	dict []span
+	strs []string // dict entries made strings, when made[i]
+	made []bool
+	meta []uint32 // metadata pairs of the current event
 	err  error
 }
 
 // reset starts decoding data, a block whose first event is at or after
-// tmin. Dictionary strings are copied out of data; raw strings are not.
+// tmin. Nothing is copied out of data until asked for (str, event): data
+// must stay as it is until then.
 func (r *blockReader) reset(data []byte, tmin int64) error {
-	*r = blockReader{b: data, t: tmin, dict: r.dict[:0], meta: r.meta[:0]}
-	if len(r.b) == 0 || r.b[0] != blockVersion {
+	*r = blockReader{data: data, t: tmin, dict: r.dict[:0], strs: r.strs[:0], made: r.made[:0], meta: r.meta[:0]}
+	if len(data) == 0 || data[0] != blockVersion {
 		return r.fail()
 	}
-	r.b = r.b[1:]
+	r.pos = 1
 	n, d := r.uvarint(), r.uvarint()
-	if r.err != nil || n > blockMaxEvents || d > uint64(len(r.b)) {
+	if r.err != nil || n > blockMaxEvents || d > uint64(len(data)-r.pos) {
 		return r.fail()
 	}
 	r.n = int(n)
@@ -191,64 +203,80 @@ func (r *blockReader) reset(data []byte, tmin int64) error {
 		if r.err != nil {
 			return r.err
 		}
-		r.dict = append(r.dict, string(s))
+		r.dict = append(r.dict, s)
 	}
+	r.strs = append(r.strs[:0], make([]string, d)...)
+	r.made = append(r.made[:0], make([]bool, d)...)
 	return nil
+}
+
+// bytesOf returns s of the block.
+func (r *blockReader) bytesOf(s span) []byte { return r.data[s.off:s.end:s.end] }
+
+// raw returns dictionary entry i, in the block.
+func (r *blockReader) raw(i uint32) []byte { return r.bytesOf(r.dict[i]) }
+
+// str returns dictionary entry i as a string, made once per block.
+func (r *blockReader) str(i uint32) string {
+	if !r.made[i] {
+		r.strs[i], r.made[i] = string(r.raw(i)), true
+	}
+	return r.strs[i]
 }
 
 func (r *blockReader) fail() error {
 	if r.err == nil {
 		r.err = errCorruptBlock
 	}
-	r.b, r.n = nil, 0
+	r.pos, r.n = len(r.data), 0
 	return r.err
 }
 
 func (r *blockReader) uvarint() uint64 {
-	v, k := binary.Uvarint(r.b)
+	v, k := binary.Uvarint(r.data[r.pos:])
 	if k <= 0 {
 		r.fail()
 		return 0
 	}
-	r.b = r.b[k:]
+	r.pos += k
 	return v
 }
 
 func (r *blockReader) varint() int64 {
-	v, k := binary.Varint(r.b)
+	v, k := binary.Varint(r.data[r.pos:])
 	if k <= 0 {
 		r.fail()
 		return 0
 	}
-	r.b = r.b[k:]
+	r.pos += k
 	return v
 }
 
-func (r *blockReader) bytes() []byte {
+func (r *blockReader) bytes() span {
 	l := r.uvarint()
-	if r.err != nil || l > uint64(len(r.b)) {
+	if r.err != nil || l > uint64(len(r.data)-r.pos) {
 		r.fail()
-		return nil
+		return span{}
 	}
-	s := r.b[:l:l]
-	r.b = r.b[l:]
+	s := span{r.pos, r.pos + int(l)}
+	r.pos = s.end
 	return s
 }
 
-func (r *blockReader) ref() string {
+func (r *blockReader) ref() uint32 {
 	i := r.uvarint()
 	if r.err != nil || i >= uint64(len(r.dict)) {
 		r.fail()
-		return ""
+		return 0
 	}
-	return r.dict[i]
+	return uint32(i)
 }
 
 // next decodes the next event into e; it returns false at the end of the
 // block or on an error, which r.err then holds.
 func (r *blockReader) next(e *blockEvent) bool {
 	if r.n == 0 {
-		if len(r.b) != 0 {
+		if r.pos != len(r.data) {
 			r.fail()
 		}
 		return false
@@ -272,13 +300,13 @@ func (r *blockReader) next(e *blockEvent) bool {
 	e.reqBytes = r.varint()
 	e.respBytes = r.varint()
 	e.weight = 0
-	if len(r.b) > 0 {
-		flag := r.b[0]
-		r.b = r.b[1:]
+	if r.pos < len(r.data) {
+		flag := r.data[r.pos]
+		r.pos++
 		switch {
-		case flag == 1 && len(r.b) >= 8:
-			e.weight = math.Float64frombits(binary.LittleEndian.Uint64(r.b))
-			r.b = r.b[8:]
+		case flag == 1 && len(r.data)-r.pos >= 8:
+			e.weight = math.Float64frombits(binary.LittleEndian.Uint64(r.data[r.pos:]))
+			r.pos += 8
 		case flag != 0:
 			r.fail()
 		}
@@ -286,15 +314,12 @@ func (r *blockReader) next(e *blockEvent) bool {
 		r.fail()
 	}
 	m := r.uvarint()
-	if m > callsign.MaxMetadataEntries*4 {
+	if m > uint64(len(r.data)-r.pos)/2 { // two bytes at least per entry
 		r.fail()
 	}
 	r.meta = r.meta[:0]
 	for range m {
-		k, v := r.uvarint(), r.uvarint()
-		if k >= uint64(len(r.dict)) || v >= uint64(len(r.dict)) {
-			r.fail()
-		}
+		k, v := r.ref(), r.ref()
 		if r.err != nil {
 			break
 		}
@@ -307,46 +332,46 @@ func (r *blockReader) next(e *blockEvent) bool {
 // event returns e, the event r decoded last, as a callsign.Event of app.
 func (r *blockReader) event(app string, e *blockEvent) *callsign.Event {
 	// One allocation for the raw strings of the event.
-	n := len(e.id)
+	n := e.id.len()
 	for _, s := range e.raw {
-		n += len(s)
+		n += s.len()
 	}
 	buf := make([]byte, 0, n)
-	buf = append(buf, e.id...)
+	buf = append(buf, r.bytesOf(e.id)...)
 	for _, s := range e.raw {
-		buf = append(buf, s...)
+		buf = append(buf, r.bytesOf(s)...)
 	}
 	all := string(buf)
-	cut := func(l int) string { s := all[:l]; all = all[l:]; return s }
+	cut := func(s span) string { v := all[:s.len()]; all = all[s.len():]; return v }
 	ev := &callsign.Event{
 		AppID:         app,
-		ID:            cut(len(e.id)),
+		ID:            cut(e.id),
 		Time:          fromMicros(e.time),
-		Method:        e.dict[fMethod],
-		Route:         e.dict[fRoute],
-		URI:           cut(len(e.raw[rURI])),
+		Method:        r.str(e.dict[fMethod]),
+		Route:         r.str(e.dict[fRoute]),
+		URI:           cut(e.raw[rURI]),
 		Status:        int(e.status),
 		Latency:       time.Duration(e.latency) * time.Microsecond,
 		RequestBytes:  e.reqBytes,
 		ResponseBytes: e.respBytes,
-		UserID:        e.dict[fUser],
-		APIUserID:     e.dict[fAPIUser],
-		ClientUserID:  e.dict[fClientUser],
-		CompanyID:     e.dict[fCompany],
-		Scheme:        callsign.Scheme(e.dict[fScheme]),
-		KeyID:         e.dict[fKeyID],
-		AuthError:     e.dict[fAuthError],
-		RequestID:     cut(len(e.raw[rRequestID])),
-		RemoteIP:      e.dict[fRemoteIP],
-		UserAgent:     e.dict[fUserAgent],
+		UserID:        r.str(e.dict[fUser]),
+		APIUserID:     r.str(e.dict[fAPIUser]),
+		ClientUserID:  r.str(e.dict[fClientUser]),
+		CompanyID:     r.str(e.dict[fCompany]),
+		Scheme:        callsign.Scheme(r.str(e.dict[fScheme])),
+		KeyID:         r.str(e.dict[fKeyID]),
+		AuthError:     r.str(e.dict[fAuthError]),
+		RequestID:     cut(e.raw[rRequestID]),
+		RemoteIP:      r.str(e.dict[fRemoteIP]),
+		UserAgent:     r.str(e.dict[fUserAgent]),
 		Weight:        e.weight,
-		RequestBody:   cut(len(e.raw[rRequestBody])),
-		ResponseBody:  cut(len(e.raw[rResponseBody])),
+		RequestBody:   cut(e.raw[rRequestBody]),
+		ResponseBody:  cut(e.raw[rResponseBody]),
 	}
 	if e.metaEntries > 0 {
 		ev.Metadata = make(map[string]string, e.metaEntries)
 		for i := 0; i < 2*e.metaEntries; i += 2 {
-			ev.Metadata[r.dict[r.meta[i]]] = r.dict[r.meta[i+1]]
+			ev.Metadata[r.str(r.meta[i])] = r.str(r.meta[i+1])
 		}
 	}
 	return ev

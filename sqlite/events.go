@@ -24,10 +24,10 @@ import (
 //     newest first and retention.
 //   - event_keys: (app, time, id) → block, one row per event, for
 //     idempotency. Capture times grow, so its inserts land at its end.
-//   - event_index: (app, kind, value, block), one row per block and user
-//     id, client user id, API user id, auth error or route found in it, for
-//     listings filtered by one of those: they decode only blocks that hold
-//     a match.
+//   - event_index: per app, kind and value (user id, client user id, API
+//     user id, auth error or route), one row per aggregation run listing
+//     the blocks of the run that hold the value, for listings filtered by
+//     one of those: they decode only blocks that hold a match.
 //   - event_rollups_route: per app × bucket × route × status class × auth
 //     error, at three granularities (minute, hour, day); answers group_by
 //     route, status and auth_error. No user dimension, so a bucket has at
@@ -43,17 +43,21 @@ import (
 // (route, class, code) plus at most 46 hours and 118 minutes of edges.
 //
 // The rollups and event_index are maintained asynchronously from a durable
-// watermark (event_rollup_state.rolled_up, a block seq), without a
-// background goroutine: AppendEvents commits the blocks and keys alone
-// (that commit is the durability point), and whenever rollupEvery events
-// or more are pending it aggregates them, in further transactions that
-// each advance the watermark together with what they wrote. Metrics,
-// Events filtered through event_index and DeleteEventsBefore first
-// aggregate whatever is pending, so their answers include every
-// acknowledged event. A crash after the append's commit leaves blocks above
-// the watermark, aggregated by the next call. Aggregating many events at a
+// watermark (event_rollup_state.rolled_up, a block seq): AppendEvents
+// commits the blocks and keys alone (that commit is the durability point)
+// and wakes a background goroutine once rollupEvery events are pending
+// (or rollupMaxDelay after the oldest pending append). It reads and
+// aggregates the pending blocks in a read transaction, while appends go
+// on, then writes the rollups, the event_index rows and the new watermark
+// in one write transaction. Metrics, Events filtered through event_index
+// and DeleteEventsBefore first aggregate whatever is pending, so their
+// answers include every acknowledged event. A crash leaves blocks above the
+// watermark, aggregated after the next Open. Aggregating many events at a
 // time is what makes this affordable: a busy (hour, user) or (minute,
-// route) cell is written once per aggregation instead of once per batch.
+// route) cell, whose stored sketch must be merged with the new one, is
+// written once per aggregation instead of once per batch. When appends
+// outrun aggregation (rollupBackpressure pending events), AppendEvents
+// aggregates before it returns.
 
 // Insert chunk sizes: event keys are written by multi-row INSERTs of these
 // many rows (largest first), each a statement prepared once.
@@ -166,7 +170,6 @@ func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (calls
 		return res, nil
 	}
 	in, blocks := planBlocks(events)
-	var pending int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var next int64
 		err := tx.QueryRowContext(ctx, "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0)").Scan(&next)
@@ -200,13 +203,13 @@ func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (calls
 			}
 			res.Accepted += len(evs)
 		}
-		return tx.QueryRowContext(ctx, pendingSQL).Scan(&pending)
+		return nil
 	})
 	if err != nil {
 		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", err)
 	}
 	res.Duplicates = len(events) - res.Accepted
-	db.appended(ctx, pending)
+	db.appended(ctx, int64(res.Accepted))
 	return res, nil
 }
 
@@ -306,6 +309,10 @@ func checkEvent(e *callsign.Event) error {
 		return errors.New("no app id")
 	case e.ID == "":
 		return errors.New("no event id")
+	case len(e.ID) > callsign.MaxEventIDLen:
+		return fmt.Errorf("event id longer than %d bytes", callsign.MaxEventIDLen)
+	case len(e.Metadata) > callsign.MaxMetadataEntries:
+		return fmt.Errorf("more than %d metadata entries", callsign.MaxMetadataEntries)
 	case e.Weight < 0 || math.IsNaN(e.Weight) || math.IsInf(e.Weight, 0):
 		return errors.New("invalid weight")
 	}
@@ -390,21 +397,21 @@ func (l *listing) top() int64 {
 	return t
 }
 
-// match reports whether e is listed.
-func (l *listing) match(e *blockEvent) bool {
+// match reports whether e, just read by r, is listed.
+func (l *listing) match(r *blockReader, e *blockEvent) bool {
 	if e.time < l.lo || e.time >= l.hi {
 		return false
 	}
-	if l.cursor && (e.time > l.ct || e.time == l.ct && string(e.id) >= l.cid) {
+	if l.cursor && (e.time > l.ct || e.time == l.ct && string(r.bytesOf(e.id)) >= l.cid) {
 		return false
 	}
 	for k, v := range l.want {
-		if v != "" && e.dict[kindField[k]] != v {
+		if v != "" && string(r.raw(e.dict[kindField[k]])) != v {
 			return false
 		}
 	}
 	switch {
-	case l.method != "" && e.dict[fMethod] != l.method,
+	case l.method != "" && string(r.raw(e.dict[fMethod])) != l.method,
 		l.status != 0 && e.status != int64(l.status),
 		l.class != 0 && (e.status < int64(l.class)*100 || e.status >= int64(l.class)*100+100):
 		return false
@@ -417,8 +424,11 @@ func (l *listing) match(e *blockEvent) bool {
 // listing through event_index, its rows that may: tmax, first, blocks.
 func (l *listing) blocksQuery() (string, []any) {
 	if l.kind < 0 {
+		// A block spans at most blockMaxSpan: one that starts at or before
+		// top ends before top + blockMaxSpan, which bounds the index range.
 		return `SELECT seq, tmin, tmax, data FROM event_blocks
-			WHERE app_id = ? AND tmax >= ? AND tmin <= ? ORDER BY tmax DESC, seq DESC`, []any{l.app, l.lo, l.top()}
+			WHERE app_id = ? AND tmax >= ? AND tmax <= ? AND tmin <= ? ORDER BY tmax DESC, seq DESC`,
+			[]any{l.app, l.lo, sat(l.top(), blockMaxSpan), l.top()}
 	}
 	return `SELECT tmax, first, blocks FROM event_index
 		WHERE app_id = ? AND kind = ? AND value = ? AND tmax >= ? AND tmin <= ? ORDER BY tmax DESC, first DESC`,
@@ -440,13 +450,32 @@ func (s *pageScan) done(tmax int64) bool {
 	return len(s.found) > s.l.limit && s.found[s.l.limit].Time.UnixMicro() > tmax
 }
 
+// blockData reads block seq with the statement data and scans it.
+func (s *pageScan) blockData(ctx context.Context, data *sql.Stmt, seq, tmin int64) error {
+	rows, err := data.QueryContext(ctx, seq)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b sql.RawBytes
+		if err := rows.Scan(&b); err != nil {
+			return err
+		}
+		if err := s.block(seq, tmin, b); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func (s *pageScan) block(seq, tmin int64, data []byte) error {
 	if err := s.r.reset(data, tmin); err != nil {
 		return fmt.Errorf("block %d: %w", seq, err)
 	}
 	added := false
 	for s.r.next(&s.be) {
-		if s.l.match(&s.be) {
+		if s.l.match(&s.r, &s.be) {
 			s.found = append(s.found, s.r.event(s.l.app, &s.be))
 			added = true
 		}
@@ -529,11 +558,18 @@ func (db *DB) scanEvents(ctx context.Context, s *pageScan) error {
 		}
 		return rows.Err()
 	}
-	block, err := tx.PrepareContext(ctx, "SELECT tmin, tmax, data FROM event_blocks WHERE seq = ?")
+	// A block's times first, from its row's first page; its data (on
+	// overflow pages) only if it may hold an event of the page.
+	span, err := tx.PrepareContext(ctx, "SELECT tmin, tmax FROM event_blocks WHERE seq = ?")
 	if err != nil {
 		return err
 	}
-	defer block.Close()
+	defer span.Close()
+	data, err := tx.PrepareContext(ctx, "SELECT data FROM event_blocks WHERE seq = ?")
+	if err != nil {
+		return err
+	}
+	defer data.Close()
 	for rows.Next() {
 		var tmax, first int64
 		var list sql.RawBytes
@@ -549,8 +585,7 @@ func (db *DB) scanEvents(ctx context.Context, s *pageScan) error {
 		}
 		for _, seq := range slices.Backward(seqs) {
 			var btmin, btmax int64
-			var data []byte
-			switch err := block.QueryRowContext(ctx, seq).Scan(&btmin, &btmax, &data); {
+			switch err := span.QueryRowContext(ctx, seq).Scan(&btmin, &btmax); {
 			case errors.Is(err, sql.ErrNoRows):
 				continue // deleted since
 			case err != nil:
@@ -559,7 +594,7 @@ func (db *DB) scanEvents(ctx context.Context, s *pageScan) error {
 			if btmax < s.l.lo || btmin > s.l.top() || s.done(btmax) {
 				continue
 			}
-			if err := s.block(seq, btmin, data); err != nil {
+			if err := s.blockData(ctx, data, seq, btmin); err != nil {
 				return err
 			}
 		}

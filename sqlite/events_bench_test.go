@@ -2,11 +2,9 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -281,31 +279,49 @@ func BenchmarkMetrics(b *testing.B) {
 			}
 		})
 	}
-	// For scale: the exact p95 per route by SQL over one day of raw
-	// events (1/7 of them, ~1.4 million rows), what rollups avoid.
-	b.Run("raw-scan-exact-p95-routes-1d", func(b *testing.B) {
-		r, err := sql.Open("sqlite", "file:"+(&url.URL{Path: filepath.Join(dir, sqlite.FileName)}).EscapedPath()+"?_pragma=query_only(1)")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer r.Close()
-		const q = `SELECT route, count(*), max(CASE WHEN rn = CAST(0.95 * (n - 1) AS INTEGER) + 1 THEN latency END)
-			FROM (SELECT route, latency, row_number() OVER w AS rn, count(*) OVER (PARTITION BY route) AS n
-			      FROM events WHERE app_id = ? AND time >= ? AND time < ? WINDOW w AS (PARTITION BY route ORDER BY latency))
-			GROUP BY route`
-		for b.Loop() {
-			rows, err := r.QueryContext(ctx, q, benchApp, benchStart.UnixMicro(), benchStart.Add(24*time.Hour).UnixMicro())
+}
+
+// BenchmarkEvents lists pages of 100 events, newest first, from the same
+// 10 million events: unfiltered, by user (a heavy one and a rare one),
+// route, auth error (through event_index), and by status class (decoding
+// blocks until the page is full), then the page after a cursor.
+func BenchmarkEvents(b *testing.B) {
+	dir := metricsDB(b)
+	db := openDB(b, dir)
+	ctx := b.Context()
+	end := benchStart.Add(benchDays * 24 * time.Hour)
+	for _, bc := range []struct {
+		name string
+		f    callsign.EventFilter
+	}{
+		{"newest", callsign.EventFilter{}},
+		{"heavy-user", callsign.EventFilter{UserID: "user_00020"}},
+		{"rare-user", callsign.EventFilter{UserID: "user_09000"}},
+		{"route", callsign.EventFilter{Route: "DELETE /v1/resource35/{id}"}},
+		{"auth-error", callsign.EventFilter{AuthError: "replayed"}},
+		{"status-5xx", callsign.EventFilter{StatusClass: 5}},
+		{"day-ago-user", callsign.EventFilter{UserID: "user_00020", To: end.Add(-24 * time.Hour)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f := bc.f
+			f.AppID, f.Limit = benchApp, 100
+			p, err := db.Events(ctx, f)
 			if err != nil {
 				b.Fatal(err)
 			}
-			n := 0
-			for rows.Next() {
-				n++
+			if len(p.Events) == 0 || p.NextCursor == "" {
+				b.Fatalf("%d events, cursor %q: want a full page and more", len(p.Events), p.NextCursor)
 			}
-			rows.Close()
-			if n != 50 {
-				b.Fatalf("%d routes", n)
+			next := f
+			next.Cursor = p.NextCursor
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, f := range []callsign.EventFilter{f, next} {
+					if _, err := db.Events(ctx, f); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
-		}
-	})
+		})
+	}
 }

@@ -23,7 +23,7 @@ func TestEventsQueryPlans(t *testing.T) {
 	at := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	cursor := encodeCursor(at.UnixMicro(), "ev-1")
 	const (
-		blocks = "SEARCH event_blocks USING INDEX event_blocks_app_tmax (app_id=? AND tmax>?)"
+		blocks = "SEARCH event_blocks USING INDEX event_blocks_app_tmax (app_id=? AND tmax>? AND tmax<?)"
 		index  = "SEARCH event_index USING PRIMARY KEY (app_id=? AND kind=? AND value=? AND tmax>?)"
 	)
 	for _, tc := range []struct {

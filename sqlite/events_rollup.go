@@ -53,14 +53,23 @@ const (
 type roller struct {
 	mu    sync.Mutex // one aggregation at a time
 	since atomic.Int64
-	kick  chan struct{}
-	stop  context.CancelFunc
-	done  chan struct{}
+	// pending counts the events appended and not yet aggregated by this
+	// process (from the store's count at Open): it decides when to wake
+	// the aggregation without a query on the writer per append.
+	pending atomic.Int64
+	kick    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // startRoller starts the background aggregation; Close stops it.
-func (db *DB) startRoller() {
-	ctx, cancel := context.WithCancel(context.Background())
+func (db *DB) startRoller(ctx context.Context) error {
+	var pending int64
+	if err := db.ev.pendingCount.QueryRowContext(ctx).Scan(&pending); err != nil {
+		return fmt.Errorf("sqlite: count pending events: %w", err)
+	}
+	db.roll.pending.Store(pending)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	db.roll.kick = make(chan struct{}, 1)
 	db.roll.stop = cancel
 	db.roll.done = make(chan struct{})
@@ -70,6 +79,8 @@ func (db *DB) startRoller() {
 		defer close(db.roll.done)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
+		var wait time.Time // after a failure: not before
+		backoff := time.Second
 		for {
 			select {
 			case <-ctx.Done():
@@ -81,11 +92,21 @@ func (db *DB) startRoller() {
 					continue
 				}
 			}
-			// A failure is retried at the next tick: the events are
-			// durable, and queries that need them aggregate themselves.
-			_ = db.rollUp(ctx, 1, rollupChunk)
+			if time.Now().Before(wait) {
+				continue
+			}
+			// A failure is retried later, backing off up to a minute: the
+			// events are durable, and queries that need them aggregate
+			// themselves, and report the failure.
+			if err := db.rollUp(ctx, 1, rollupChunk); err != nil && ctx.Err() == nil {
+				wait = time.Now().Add(backoff)
+				backoff = min(2*backoff, time.Minute)
+			} else {
+				backoff = time.Second
+			}
 		}
 	}()
+	return nil
 }
 
 // stopRoller stops the background aggregation and waits for it.
@@ -96,10 +117,10 @@ func (db *DB) stopRoller() {
 	}
 }
 
-// appended tells the background aggregation that events were appended
-// and that pending are now pending.
-func (db *DB) appended(ctx context.Context, pending int64) {
+// appended tells the background aggregation that n events were appended.
+func (db *DB) appended(ctx context.Context, n int64) {
 	db.roll.since.CompareAndSwap(0, time.Now().UnixNano())
+	pending := db.roll.pending.Add(n)
 	switch {
 	case pending >= rollupBackpressure:
 		// The events are durable: a failure to aggregate them now is not
@@ -270,12 +291,12 @@ func (a *aggregator) addBlock(r *blockReader, app string, seq, tmin, tmax int64)
 	var e blockEvent
 	clear(a.blockValues)
 	for r.next(&e) {
-		if err := a.add(app, &e); err != nil {
+		if err := a.add(r, app, &e); err != nil {
 			return err
 		}
 		for k, f := range kindField {
-			if v := e.dict[f]; v != "" {
-				a.blockValues[indexKey{k, v}] = struct{}{}
+			if i := e.dict[f]; len(r.raw(i)) > 0 {
+				a.blockValues[indexKey{k, r.str(i)}] = struct{}{}
 			}
 		}
 	}
@@ -322,12 +343,12 @@ func appendBlockSeqs(b []byte, first int64, seqs []int64) []byte {
 	return b
 }
 
-func (a *aggregator) add(app string, e *blockEvent) error {
+func (a *aggregator) add(r *blockReader, app string, e *blockEvent) error {
 	w := e.weight
 	if w == 0 {
 		w = 1
 	}
-	authError := e.dict[fAuthError]
+	authError := r.str(e.dict[fAuthError])
 	var errs float64
 	if (e.status >= 500 && e.status <= 599) || authError != "" {
 		errs = w
@@ -337,8 +358,8 @@ func (a *aggregator) add(app string, e *blockEvent) error {
 		class = 0
 	}
 	lat := float64(max(e.latency, 0))
-	rk := routeKey{app: app, span: 60, bucket: floorDiv(e.time, 60e6) * 60, route: e.dict[fRoute], class: class, authError: authError}
-	uk := userKey{app: app, span: 3600, bucket: floorDiv(e.time, 3600e6) * 3600, user: e.dict[fUser], company: e.dict[fCompany]}
+	rk := routeKey{app: app, span: 60, bucket: floorDiv(e.time, 60e6) * 60, route: r.str(e.dict[fRoute]), class: class, authError: authError}
+	uk := userKey{app: app, span: 3600, bucket: floorDiv(e.time, 3600e6) * 3600, user: r.str(e.dict[fUser]), company: r.str(e.dict[fCompany])}
 	for _, c := range [2]*cell{a.routeCell(rk), a.userCell(uk)} {
 		c.count += w
 		c.errors += errs
@@ -480,9 +501,12 @@ func (db *DB) rollUp(ctx context.Context, min int64, chunk int) error {
 	// the events it was to aggregate are still pending.
 	since := db.roll.since.Swap(0)
 	for {
-		more, err := db.rollUpOnce(ctx, min, chunk)
-		if err != nil {
+		more, skipped, err := db.rollUpOnce(ctx, min, chunk)
+		if err != nil || skipped {
+			// The events it was to aggregate are still pending.
 			db.roll.since.CompareAndSwap(0, since)
+		}
+		if err != nil {
 			return fmt.Errorf("sqlite: roll up events: %w", err)
 		}
 		if !more {
@@ -496,9 +520,14 @@ func (db *DB) rollUp(ctx context.Context, min int64, chunk int) error {
 // off the writer, so that appends go on meanwhile; only the upserts and the
 // new watermark hold the writer. Callers hold db.roll.mu, so nothing else
 // moves the watermark in between.
-func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, err error) {
+//
+// skipped reports that fewer than min events were pending: nothing done.
+// Another process on the same store (a CLI command) may aggregate too:
+// when it moved the watermark in between, more asks to start again.
+func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipped bool, err error) {
 	a := newAggregator()
 	var from, to int64
+	var n int
 	skip := false
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		var last, pending int64
@@ -513,10 +542,11 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, 
 			return nil
 		}
 		if pending < min {
-			skip = true
+			skip, skipped = true, true
 			return nil
 		}
-		n, lastRead, err := a.readPending(ctx, tx.StmtContext(ctx, db.ev.readPending), from, chunk)
+		var lastRead int64
+		n, lastRead, err = a.readPending(ctx, tx.StmtContext(ctx, db.ev.readPending), from, chunk)
 		if err != nil {
 			return err
 		}
@@ -528,15 +558,17 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, 
 		return nil
 	})
 	if err != nil || skip {
-		return false, err
+		return false, skipped, err
 	}
+	moved := false
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		var mark int64
 		if err := tx.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&mark); err != nil {
 			return err
 		}
 		if mark != from {
-			return fmt.Errorf("the watermark moved from %d to %d during aggregation", from, mark)
+			moved = true // by another process: read again from there
+			return nil
 		}
 		if err := a.write(ctx, tx, &db.ev); err != nil {
 			return err
@@ -544,7 +576,10 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more bool, 
 		_, err := tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", to)
 		return err
 	})
-	return more, err
+	if err == nil && !moved {
+		db.roll.pending.Add(-int64(n))
+	}
+	return more || moved, false, err
 }
 
 // readPending aggregates the blocks with seq > from, until it has read

@@ -337,3 +337,26 @@ func crashChild(t *testing.T, dir string) {
 		fmt.Printf("acked %d\n", i*1000)
 	}
 }
+
+// The store refuses what it could not list back: an id longer than a
+// cursor holds, more metadata entries than an event may carry.
+func TestAppendEventsLimits(t *testing.T) {
+	ctx := t.Context()
+	db := newDB(t)
+	md := map[string]string{}
+	for i := range callsign.MaxMetadataEntries + 1 {
+		md[fmt.Sprint("k", i)] = "v"
+	}
+	for name, e := range map[string]*callsign.Event{
+		"long id":       {AppID: "app_l", ID: strings.Repeat("x", callsign.MaxEventIDLen+1), Time: t0},
+		"many metadata": {AppID: "app_l", ID: "e1", Time: t0, Metadata: md},
+	} {
+		ok := &callsign.Event{AppID: "app_l", ID: "ok", Time: t0}
+		if _, err := db.AppendEvents(ctx, []*callsign.Event{ok, e}); callsign.ErrorCode(err) != callsign.EInvalid {
+			t.Errorf("%s: AppendEvents = %v, want EInvalid", name, err)
+		}
+	}
+	if got := allEvents(t, db, "app_l"); len(got) != 0 {
+		t.Errorf("%d events stored, want none", len(got))
+	}
+}

@@ -51,6 +51,9 @@ CREATE TABLE event_index (
 	blocks BLOB NOT NULL,
 	PRIMARY KEY (app_id, kind, value, tmax, first)
 ) STRICT, WITHOUT ROWID;
+-- Retention finds the rows that list the blocks it deletes by their
+-- first block: the oldest rows of a value.
+CREATE INDEX event_index_first ON event_index(app_id, kind, value, first);
 
 -- The rollup watermark: every block with seq <= rolled_up is in the
 -- rollups and event_index, and none above it. Advanced in the transaction that updates the
