@@ -157,60 +157,192 @@ type plannedBlock struct {
 // (to the microsecond) is stored, from an earlier batch or earlier in this
 // one: a retried batch carries the times it had. The same ID at another
 // time is stored as another event (see event_keys for why). It returns
-// EInvalid, and stores nothing, when an event has no AppID or ID or a
-// negative or non-finite Weight.
+// EInvalid, and stores nothing, when an event has no AppID or ID, an ID
+// longer than MaxEventIDLen, more than MaxMetadataEntries metadata entries,
+// or a negative or non-finite Weight.
+//
+// Concurrent appends share a transaction and its fsync (group commit), each
+// in its own savepoint, so that one that fails leaves nothing behind and
+// does not fail the others. The blocks are encoded by the caller, before it
+// queues for the writer.
 func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (callsign.IngestResult, error) {
-	var res callsign.IngestResult
 	for i, e := range events {
 		if err := checkEvent(e); err != nil {
-			return res, callsign.Errorf(callsign.EInvalid, "Event %d: %s", i, err)
+			return callsign.IngestResult{}, callsign.Errorf(callsign.EInvalid, "Event %d: %s", i, err)
 		}
 	}
 	if len(events) == 0 {
-		return res, nil
+		return callsign.IngestResult{}, nil
 	}
-	in, blocks := planBlocks(events)
+	if err := ctx.Err(); err != nil {
+		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", err)
+	}
+	req := newAppendRequest(events)
+	select {
+	case db.commit.queue <- req:
+	case <-db.commit.closed:
+		return callsign.IngestResult{}, errors.New("sqlite: append events: the store is closed")
+	case <-ctx.Done():
+		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", ctx.Err())
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		// It may still be committed: a retry is then counted duplicate.
+		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", ctx.Err())
+	}
+	if req.err != nil {
+		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", req.err)
+	}
+	req.res.Duplicates = len(events) - req.res.Accepted
+	db.appended(ctx, int64(req.res.Accepted))
+	return req.res, nil
+}
+
+// appendRequest is an AppendEvents call waiting for the committer.
+type appendRequest struct {
+	in     []incoming
+	blocks []plannedBlock
+	data   [][]byte // of each block, encoded as if no event were a duplicate
+	res    callsign.IngestResult
+	err    error
+	done   chan struct{}
+}
+
+func newAppendRequest(events []*callsign.Event) *appendRequest {
+	r := &appendRequest{done: make(chan struct{})}
+	r.in, r.blocks = planBlocks(events)
+	enc := newBlockEncoder()
+	r.data = make([][]byte, len(r.blocks))
+	var evs []*callsign.Event
+	for i, b := range r.blocks {
+		if evs = r.events(b, evs[:0]); len(evs) > 0 {
+			r.data[i] = enc.encode(nil, evs, evs[0].Time.UnixMicro())
+		}
+	}
+	return r
+}
+
+// events appends to evs the events of block b that are not duplicates.
+func (r *appendRequest) events(b plannedBlock, evs []*callsign.Event) []*callsign.Event {
+	for _, x := range r.in[b.lo:b.hi] {
+		if !x.dup {
+			evs = append(evs, x.e)
+		}
+	}
+	return evs
+}
+
+// committer writes queued appends, many to a transaction.
+type committer struct {
+	queue  chan *appendRequest
+	closed chan struct{} // closed by Close
+	done   chan struct{} // closed when the committer has stopped
+}
+
+// maxGroup bounds the appends of one transaction.
+const maxGroup = 64
+
+func (db *DB) startCommitter() {
+	db.commit = committer{queue: make(chan *appendRequest), closed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(db.commit.done)
+		for {
+			var group []*appendRequest
+			select {
+			case r := <-db.commit.queue:
+				group = append(group, r)
+			case <-db.commit.closed:
+				return
+			}
+		more:
+			for len(group) < maxGroup {
+				select {
+				case r := <-db.commit.queue:
+					group = append(group, r)
+				default:
+					break more
+				}
+			}
+			db.commitGroup(group)
+		}
+	}()
+}
+
+func (db *DB) stopCommitter() {
+	if db.commit.closed != nil {
+		close(db.commit.closed)
+		<-db.commit.done
+	}
+}
+
+// commitGroup writes group in one transaction, each append in a
+// savepoint, and tells each how it went.
+func (db *DB) commitGroup(group []*appendRequest) {
+	ctx := context.Background() // the callers' contexts may end; the write goes on
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var next int64
 		err := tx.QueryRowContext(ctx, "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0)").Scan(&next)
 		if err != nil {
 			return err
 		}
-		for i := range blocks {
-			blocks[i].seq = next + 1 + int64(i)
-		}
-		if err := db.insertKeys(ctx, tx, in, blocks); err != nil {
-			return err
-		}
-		enc := newBlockEncoder()
-		var data []byte
-		var evs []*callsign.Event
-		ins := tx.StmtContext(ctx, db.ev.insertBlock)
-		for _, b := range blocks {
-			evs = evs[:0]
-			for _, x := range in[b.lo:b.hi] {
-				if !x.dup {
-					evs = append(evs, x.e)
-				}
-			}
-			if len(evs) == 0 {
-				continue
-			}
-			tmin, tmax := evs[0].Time.UnixMicro(), evs[len(evs)-1].Time.UnixMicro()
-			data = enc.encode(data[:0], evs, tmin)
-			if _, err := ins.ExecContext(ctx, b.seq, evs[0].AppID, tmin, tmax, len(evs), data); err != nil {
+		for _, r := range group {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT append"); err != nil {
 				return err
 			}
-			res.Accepted += len(evs)
+			if r.err = db.appendInTx(ctx, tx, r, &next); r.err != nil {
+				r.res = callsign.IngestResult{}
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO append"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE append"); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", err)
+	for _, r := range group {
+		if err != nil && r.err == nil {
+			r.err, r.res = err, callsign.IngestResult{}
+		}
+		close(r.done)
 	}
-	res.Duplicates = len(events) - res.Accepted
-	db.appended(ctx, int64(res.Accepted))
-	return res, nil
+}
+
+// appendInTx writes r's keys and blocks, its blocks numbered from *next+1.
+func (db *DB) appendInTx(ctx context.Context, tx *sql.Tx, r *appendRequest, next *int64) error {
+	for i := range r.blocks {
+		r.blocks[i].seq = *next + 1 + int64(i)
+	}
+	*next += int64(len(r.blocks))
+	dups, err := db.insertKeys(ctx, tx, r.in, r.blocks)
+	if err != nil {
+		return err
+	}
+	ins := tx.StmtContext(ctx, db.ev.insertBlock)
+	var evs []*callsign.Event
+	var enc *blockEncoder
+	for i, b := range r.blocks {
+		evs = r.events(b, evs[:0])
+		if len(evs) == 0 {
+			continue
+		}
+		data := r.data[i]
+		if dups {
+			// Encoded with events now known to be duplicates: again.
+			if enc == nil {
+				enc = newBlockEncoder()
+			}
+			data = enc.encode(nil, evs, evs[0].Time.UnixMicro())
+		}
+		tmin, tmax := evs[0].Time.UnixMicro(), evs[len(evs)-1].Time.UnixMicro()
+		if _, err := ins.ExecContext(ctx, b.seq, evs[0].AppID, tmin, tmax, len(evs), data); err != nil {
+			return err
+		}
+		r.res.Accepted += len(evs)
+	}
+	return nil
 }
 
 // planBlocks sorts the batch by app and time (stably: of two copies of an
@@ -251,11 +383,14 @@ func planBlocks(events []*callsign.Event) ([]incoming, []plannedBlock) {
 }
 
 // insertKeys inserts the keys of the events of in that are not marked
-// duplicates, and marks those whose key was already stored.
-func (db *DB) insertKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks []plannedBlock) error {
+// duplicates, and marks those whose key was already stored: dups reports
+// whether there were any.
+func (db *DB) insertKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks []plannedBlock) (dups bool, err error) {
 	todo := make([]*incoming, 0, len(in))
 	for i := range in {
-		if !in[i].dup {
+		if in[i].dup {
+			dups = true // within the batch
+		} else {
 			todo = append(todo, &in[i])
 		}
 	}
@@ -275,15 +410,16 @@ func (db *DB) insertKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks 
 			}
 			r, err := st.ExecContext(ctx, args...)
 			if err != nil {
-				return err
+				return false, err
 			}
 			n, err := r.RowsAffected()
 			if err != nil {
-				return err
+				return false, err
 			}
 			if int(n) == size {
 				continue
 			}
+			dups = true
 			// Some were stored before: the keys that now point to
 			// another block than the event's are those.
 			if keyBlock == nil {
@@ -292,13 +428,13 @@ func (db *DB) insertKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks 
 			for _, x := range chunk {
 				var b int64
 				if err := keyBlock.QueryRowContext(ctx, x.e.AppID, x.t, x.e.ID).Scan(&b); err != nil {
-					return err
+					return false, err
 				}
 				x.dup = b != blocks[x.block].seq
 			}
 		}
 	}
-	return nil
+	return dups, nil
 }
 
 func checkEvent(e *callsign.Event) error {

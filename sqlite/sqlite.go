@@ -77,6 +77,7 @@ type DB struct {
 	secretByHash, adminByHash, appByID, appByPublic, originsOfApp *sql.Stmt
 	ev                                                            eventStmts
 	roll                                                          roller
+	commit                                                        committer
 }
 
 var (
@@ -133,6 +134,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	db.startCommitter()
 	if err := db.startRoller(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -163,6 +165,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // Close stops the background aggregation and closes both connection
 // pools. Events it had not aggregated yet are aggregated by the next Open.
 func (db *DB) Close() error {
+	db.stopCommitter()
 	db.stopRoller()
 	var errs []error
 	for _, st := range append([]*sql.Stmt{db.secretByHash, db.adminByHash, db.appByID, db.appByPublic, db.originsOfApp}, db.ev.all()...) {
