@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,5 +360,62 @@ func TestAppendEventsLimits(t *testing.T) {
 	}
 	if got := allEvents(t, db, "app_l"); len(got) != 0 {
 		t.Errorf("%d events stored, want none", len(got))
+	}
+}
+
+// Concurrent appends share transactions (group commit): one that fails
+// leaves nothing of itself and takes nothing of the others with it.
+func TestGroupCommitIsolation(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "data")
+	db := openDB(t, dir)
+	_, err := side(t, dir).ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON event_keys WHEN NEW.id = 'boom'
+		BEGIN SELECT RAISE(ABORT, 'boom'); END`)
+	must(t, err)
+	g := newEventGen("app_group", 9, t0, time.Millisecond)
+	const rounds, writers = 20, 8
+	var batches [rounds][writers][]*callsign.Event
+	for r := range rounds {
+		for w := range writers {
+			batches[r][w] = g.batch(50)
+		}
+		batches[r][r%writers][25].ID = "boom"
+	}
+	var wg sync.WaitGroup
+	var want atomic.Int64
+	for w := range writers {
+		wg.Go(func() {
+			for r := range rounds {
+				res, err := db.AppendEvents(ctx, batches[r][w])
+				switch {
+				case w == r%writers:
+					if err == nil || !strings.Contains(err.Error(), "boom") {
+						t.Errorf("round %d: the failing batch gave %+v, %v", r, res, err)
+					}
+				case err != nil || res.Accepted != 50:
+					t.Errorf("round %d, writer %d: %+v, %v", r, w, res, err)
+				default:
+					want.Add(50)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := allEvents(t, db, "app_group")
+	if int64(len(got)) != want.Load() {
+		t.Fatalf("%d events stored, want %d", len(got), want.Load())
+	}
+	stored := map[string]bool{}
+	for _, e := range got {
+		stored[e.ID] = true
+	}
+	for r := range rounds {
+		for w, b := range batches[r] {
+			for _, e := range b {
+				if stored[e.ID] == (w == r%writers) {
+					t.Fatalf("round %d, writer %d: event %s stored = %v", r, w, e.ID, stored[e.ID])
+				}
+			}
+		}
 	}
 }
