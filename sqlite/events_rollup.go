@@ -30,21 +30,23 @@ const (
 	// rollupEvery is how many pending (not yet aggregated) events make
 	// AppendEvents wake the background aggregation. Larger amortises
 	// better (a busy (hour, user) cell, whose stored sketch is merged with
-	// the new one, is updated once per aggregation; at 1,000-event batches
-	// 131,072 appended 140k events/s against 98k at 32,768) but makes the
-	// first metrics query after a burst wait longer.
-	rollupEvery = 131072
+	// the new one, is updated once per aggregation): 1,000-event batches
+	// appended 98k events/s at 32,768, ~130k at 131,072 and ~160k at
+	// 262,144 (BenchmarkAppendEvents, 2M events). The price is the wait of
+	// a metrics query that arrives while that many are pending: it
+	// aggregates them first (about a second here).
+	rollupEvery = 262144
 	// rollupBackpressure is how many pending events make AppendEvents
 	// aggregate them itself before it returns, when ingest outruns the
 	// background aggregation.
-	rollupBackpressure = 4 * rollupEvery
+	rollupBackpressure = 3 * rollupEvery
 	// rollupMaxDelay is how long an event stays pending at most, give or
 	// take a second, when fewer than rollupEvery are: then the background
 	// aggregation runs anyway, so that a metrics query rarely waits.
 	rollupMaxDelay = 5 * time.Second
 	// rollupChunk bounds the events one aggregation transaction reads, and
 	// so how long it holds the writer.
-	rollupChunk = 262144
+	rollupChunk = 524288
 )
 
 // roller aggregates pending events in the background: woken by
