@@ -2,6 +2,7 @@ package capture
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -9,11 +10,13 @@ import (
 	"github.com/callsignhq/callsign"
 )
 
-// appendEventJSON appends the wire form of e, what json.Marshal(e.JSON())
-// encodes (same fields, names and omissions; the differential test and
+// appendEventJSON appends the wire form of e, byte for byte what
+// json.Marshal(e.JSON()) encodes (same fields, names, omissions, escapes
+// and metadata key order; TestEventJSONMatchesEncodingJSON and
 // FuzzEventJSON hold it to that), without reflection or allocation. A
 // Weight that is NaN or infinite is left out (json.Marshal would fail the
-// whole batch).
+// whole batch). It runs once per event on the Shipper's goroutine, which
+// shares the API's CPUs: keep it cheap.
 func appendEventJSON(b []byte, e *callsign.Event) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, e.ID)
@@ -22,7 +25,7 @@ func appendEventJSON(b []byte, e *callsign.Event) []byte {
 		b = appendString(b, e.AppID)
 	}
 	b = append(b, `,"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, e.Time)
 	b = append(b, `","method":`...)
 	b = appendString(b, e.Method)
 	b = append(b, `,"route":`...)
@@ -34,7 +37,7 @@ func appendEventJSON(b []byte, e *callsign.Event) []byte {
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
 	b = append(b, `,"latency_ms":`...)
-	b = appendFloat(b, float64(e.Latency.Microseconds())/1000)
+	b = appendMillis(b, e.Latency.Microseconds())
 	b = append(b, `,"request_bytes":`...)
 	b = strconv.AppendInt(b, e.RequestBytes, 10)
 	b = append(b, `,"response_bytes":`...)
@@ -57,16 +60,21 @@ func appendEventJSON(b []byte, e *callsign.Event) []byte {
 		b = appendFloat(b, e.Weight)
 	}
 	if len(e.Metadata) > 0 {
+		// In key order, as encoding/json writes maps.
+		var arr [callsign.MaxMetadataEntries]string
+		keys := arr[:0]
+		for k := range e.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
 		b = append(b, `,"metadata":{`...)
-		first := true
-		for k, v := range e.Metadata {
-			if !first {
+		for i, k := range keys {
+			if i > 0 {
 				b = append(b, ',')
 			}
-			first = false
 			b = appendString(b, k)
 			b = append(b, ':')
-			b = appendString(b, v)
+			b = appendString(b, e.Metadata[k])
 		}
 		b = append(b, '}')
 	}
@@ -80,6 +88,61 @@ func appendOpt(b []byte, name, s string) []byte {
 		return b
 	}
 	return appendString(append(b, name...), s)
+}
+
+// appendTime appends t in UTC as time.RFC3339Nano formats it (what
+// time.Time's MarshalJSON writes), without AppendFormat's layout parsing.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	hour, minute, sec := t.Clock()
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10))
+	if ns := t.Nanosecond(); ns != 0 {
+		b = append(b, '.')
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		n := len(b)
+		b = append(b, "000000000"[:digits]...)
+		for i := len(b) - 1; i >= n; i-- {
+			b[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+	}
+	return append(b, 'Z')
+}
+
+// appendMillis appends us microseconds as milliseconds, as encoding/json
+// writes float64(us)/1000. Below 10^15 in magnitude, us/1000 has at most 15
+// significant digits, so the shortest decimal that round-trips (what
+// encoding/json writes) is us/1000 itself, digit for digit.
+func appendMillis(b []byte, us int64) []byte {
+	if us <= -1e15 || us >= 1e15 {
+		return appendFloat(b, float64(us)/1000)
+	}
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	if f := us % 1000; f != 0 {
+		b = append(b, '.', byte('0'+f/100))
+		if f%100 != 0 {
+			b = append(b, byte('0'+f/10%10))
+			if f%10 != 0 {
+				b = append(b, byte('0'+f%10))
+			}
+		}
+	}
+	return b
 }
 
 // appendFloat formats f as encoding/json does.

@@ -1,7 +1,7 @@
 package capture
 
 import (
-	"compress/gzip"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/callsignhq/callsign"
 )
@@ -24,7 +24,7 @@ type BatchEncoder struct{ s *Shipper }
 
 func NewBatchEncoder() *BatchEncoder {
 	s := &Shipper{o: ShipperOptions{BatchSize: callsign.MaxEventsPerBatch + 1, BatchBytes: callsign.MaxBatchBytes}}
-	s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzip.BestSpeed)
+	s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzipLevel)
 	return &BatchEncoder{s}
 }
 

@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/client"
+	"github.com/klauspost/compress/gzip"
 )
 
 // Shipper defaults.
@@ -143,11 +143,21 @@ var ErrClosed = errors.New("capture: shipper closed")
 // compresses, sends and retries; Close stops it. It is safe for concurrent
 // use.
 type Shipper struct {
-	o     ShipperOptions
-	url   string
-	queue chan *callsign.Event
-	ctx   context.Context // canceled when Close gives up
-	stop  context.CancelFunc
+	o    ShipperOptions
+	url  string
+	ctx  context.Context // canceled when Close gives up
+	stop context.CancelFunc
+
+	// The queue: Enqueue appends to pending; the goroutine takes it all at
+	// once and batches it, counting down taken. Enqueue wakes the
+	// goroutine only when pending reaches wakeAt events (the ticker
+	// collects the rest), so that a busy API does not pay a goroutine
+	// wake-up per call. pending and taken together stay within QueueSize.
+	mu      sync.Mutex
+	pending []*callsign.Event
+	taken   atomic.Int64  // taken from pending, not batched yet
+	wake    chan struct{} // buffered (1)
+	wakeAt  int
 
 	closed   atomic.Bool
 	closing  chan struct{}
@@ -166,7 +176,8 @@ type Shipper struct {
 	lastErrAt time.Time
 
 	// Owned by the goroutine.
-	raw        []byte // the batch being built: {"events":[...
+	spare      []*callsign.Event // the other buffer of pending
+	raw        []byte            // the batch being built: {"events":[...
 	n          int
 	ev         []byte
 	zbuf       bytes.Buffer
@@ -239,7 +250,8 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	s := &Shipper{
 		o:        opts,
 		url:      strings.TrimSuffix(opts.Server, "/") + "/v2/events",
-		queue:    make(chan *callsign.Event, opts.QueueSize),
+		wake:     make(chan struct{}, 1),
+		wakeAt:   max(1, min(opts.BatchSize, opts.QueueSize/2)),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		flushReq: make(chan chan error),
@@ -247,7 +259,7 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	for i := range s.warned {
 		s.warned[i].every = opts.WarnInterval
 	}
-	s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzip.BestSpeed)
+	s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzipLevel)
 	if opts.SpoolDir != "" {
 		if s.spool, err = openSpool(opts.SpoolDir, opts.SpoolMaxBytes); err != nil {
 			return nil, err
@@ -258,6 +270,11 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	go s.run()
 	return s, nil
 }
+
+// gzipLevel is the compression level of batches: klauspost/compress's
+// fastest, about three times faster than compress/gzip's BestSpeed on
+// event batches, with slightly smaller output.
+const gzipLevel = gzip.BestSpeed
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -281,16 +298,24 @@ func (s *Shipper) Enqueue(e *callsign.Event) bool {
 		putEvent(e)
 		return false
 	}
-	s.c.enqueued.Add(1) // before the send, so that Sent never exceeds Enqueued
-	select {
-	case s.queue <- e:
+	s.mu.Lock()
+	n := len(s.pending)
+	if n+int(s.taken.Load()) < s.o.QueueSize {
+		s.pending = append(s.pending, e)
+		s.c.enqueued.Add(1) // before the goroutine can take it, so that Sent never exceeds Enqueued
+		s.mu.Unlock()
+		if n+1 == s.wakeAt {
+			select {
+			case s.wake <- struct{}{}:
+			default: // already signaled
+			}
+		}
 		return true
-	default:
 	}
-	s.c.enqueued.Add(^uint64(0))
-	n := s.c.droppedQueueFull.Add(1)
+	s.mu.Unlock()
+	dropped := s.c.droppedQueueFull.Add(1)
 	putEvent(e)
-	s.warn(warnQueueFull, "capture: event queue full, dropping events", "dropped_queue_full", n, "queue_size", s.o.QueueSize)
+	s.warn(warnQueueFull, "capture: event queue full, dropping events", "dropped_queue_full", dropped, "queue_size", s.o.QueueSize)
 	return false
 }
 
@@ -303,7 +328,7 @@ func (s *Shipper) Stats() Stats {
 		DroppedSpoolError: s.c.droppedSpoolError.Load(), DroppedShutdown: s.c.droppedShutdown.Load(),
 		DroppedClosed: s.c.droppedClosed.Load(), CorruptSegments: s.c.corrupt.Load(), Retries: s.c.retries.Load(),
 		TokenRefreshes: s.c.refreshes.Load(), Batches: s.c.batches.Load(), Spooled: s.c.spooled.Load(),
-		Replayed: s.c.replayed.Load(), Queued: len(s.queue), SpoolSegments: int(s.c.spoolSegments.Load()),
+		Replayed: s.c.replayed.Load(), Queued: s.queued(), SpoolSegments: int(s.c.spoolSegments.Load()),
 		SpoolBytes: s.c.spoolBytes.Load(),
 	}
 	s.errMu.Lock()
@@ -313,6 +338,13 @@ func (s *Shipper) Stats() Stats {
 	}
 	s.errMu.Unlock()
 	return st
+}
+
+// queued returns the number of events in the queue.
+func (s *Shipper) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) + int(s.taken.Load())
 }
 
 // Flush sends everything enqueued before it and replays the spool. It
@@ -364,9 +396,10 @@ func (s *Shipper) run() {
 	s.replay(true) // what a previous Shipper left
 	for {
 		select {
-		case e := <-s.queue:
-			s.add(e)
+		case <-s.wake:
+			s.drain()
 		case <-tick.C:
+			s.drain()
 			s.shipBatch()
 			s.replay(false)
 		case reply := <-s.flushReq:
@@ -403,16 +436,21 @@ func (s *Shipper) shutdown() {
 	}
 }
 
-// drain adds what is in the queue now to batches.
+// drain adds what is in the queue now to batches. It may run again inside
+// itself (add ships, ship replays, replay drains): the inner run takes
+// the events queued since.
 func (s *Shipper) drain() {
-	for range len(s.queue) {
-		select {
-		case e := <-s.queue:
-			s.add(e)
-		default:
-			return
-		}
+	s.mu.Lock()
+	events := s.pending
+	s.pending, s.spare = s.spare[:0], nil
+	s.taken.Add(int64(len(events)))
+	s.mu.Unlock()
+	for i, e := range events {
+		events[i] = nil
+		s.taken.Add(-1)
+		s.add(e)
 	}
+	s.spare = events[:0]
 }
 
 // add encodes e into the current batch and returns it to the pool. It
@@ -429,23 +467,32 @@ func (s *Shipper) add(e *callsign.Event) {
 	if s.o.ClientToken {
 		e.UserID, e.APIUserID = "", "" // never sent as anything else
 	}
-	s.ev = appendEventJSON(s.ev[:0], e)
-	putEvent(e)
-	if s.n > 0 && len(s.raw)+1+len(s.ev)+2 > s.o.BatchBytes {
-		s.shipBatch()
-	}
+	// Encoded in place; moved to the next batch when it does not fit.
 	if s.n == 0 {
 		s.raw = append(s.raw[:0], `{"events":[`...)
 	} else {
 		s.raw = append(s.raw, ',')
 	}
-	s.raw = append(s.raw, s.ev...)
+	start := len(s.raw)
+	s.raw = appendEventJSON(s.raw, e)
+	putEvent(e)
+	if s.n > 0 && len(s.raw)+2 > s.o.BatchBytes {
+		s.ev = append(s.ev[:0], s.raw[start:]...)
+		s.raw = s.raw[:start-1]
+		s.shipBatch()
+		if s.n == 0 { // (shipping may have batched newer events, when it replayed)
+			s.raw = append(s.raw[:0], `{"events":[`...)
+		} else {
+			s.raw = append(s.raw, ',')
+		}
+		s.raw = append(s.raw, s.ev...)
+		if cap(s.ev) > 256<<10 {
+			s.ev = nil
+		}
+	}
 	s.n++
 	if s.n >= s.o.BatchSize {
 		s.shipBatch()
-	}
-	if cap(s.ev) > 256<<10 {
-		s.ev = nil
 	}
 }
 
@@ -582,7 +629,7 @@ func (s *Shipper) deliver(body []byte, n int, attempts int, replayed bool) bool 
 			continue
 		}
 		if attempt == 0 {
-			s.warn(warnRetrying, "capture: cannot deliver events, retrying", "error", s.Stats().LastError, "queued", len(s.queue))
+			s.warn(warnRetrying, "capture: cannot deliver events, retrying", "error", s.Stats().LastError, "queued", s.queued())
 		}
 		if attempts > 0 && attempt+1 >= attempts {
 			return false

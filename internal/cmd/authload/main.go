@@ -4,24 +4,38 @@
 // then serves until killed. For the single-use request tokens it writes a
 // pool of pre-signed tokens to -tokens, one per line, for wrk's Lua script.
 //
-//	authload -mode bare|hmac|jwt|apptoken|reqtoken -addr 127.0.0.1:18090
+// With -capture, the capture middleware wraps the (authenticated) handler,
+// as an API using callsign's analytics would, and a real Shipper sends its
+// events to a collector served by the same process on another loopback
+// port. The collector either reads each batch and answers at once
+// (-collector discard: what the API's machine pays when the callsign
+// server is elsewhere) or also decompresses it and counts its events
+// (-collector count). On SIGTERM the Shipper's Stats are printed to
+// stderr as JSON.
+//
+//	authload -mode bare|hmac|jwt|apptoken|reqtoken -addr 127.0.0.1:18090 [-capture]
 //
 // See bench/load/run.sh and BENCHMARKS.md.
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -32,6 +46,8 @@ import (
 	"github.com/callsignhq/callsign/auth/jwks"
 	"github.com/callsignhq/callsign/auth/jwtbearer"
 	"github.com/callsignhq/callsign/auth/reqtoken"
+	"github.com/callsignhq/callsign/capture"
+	"github.com/callsignhq/callsign/client"
 	"github.com/callsignhq/callsign/replay"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -44,7 +60,11 @@ func main() {
 	tokens := flag.String("tokens", "", "reqtoken: file to write pre-signed tokens to")
 	n := flag.Int("n", 400000, "reqtoken: number of tokens to pre-sign")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the serving to this file until SIGTERM")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the serving to this file at SIGTERM")
+	withCapture := flag.Bool("capture", false, "wrap the handler in the capture middleware with a Shipper")
+	collector := flag.String("collector", "discard", "with -capture: discard or count")
 	flag.Parse()
+	var stop []func()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -52,19 +72,83 @@ func main() {
 			os.Exit(1)
 		}
 		pprof.StartCPUProfile(f)
-		go func() {
-			c := make(chan os.Signal, 1)
-			signal.Notify(c, syscall.SIGTERM, os.Interrupt)
-			<-c
-			pprof.StopCPUProfile()
-			f.Close()
-			os.Exit(0)
-		}()
+		stop = append(stop, func() { pprof.StopCPUProfile(); f.Close() })
 	}
-	if err := run(*mode, *addr, *tokens, *n); err != nil {
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+		stop = append(stop, func() {
+			if f, err := os.Create(*memprofile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
+	var sh *capture.Shipper
+	if *withCapture {
+		url, err := serveCollector(*collector)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "authload:", err)
+			os.Exit(1)
+		}
+		sh, err = capture.NewShipper(capture.ShipperOptions{Server: url, Tokens: client.StaticToken("load"), Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "authload:", err)
+			os.Exit(1)
+		}
+		stop = append(stop, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			sh.Close(ctx)
+			json.NewEncoder(os.Stderr).Encode(sh.Stats())
+		})
+	}
+	go func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM, os.Interrupt)
+		<-c
+		for _, f := range stop {
+			f()
+		}
+		os.Exit(0)
+	}()
+	if err := run(*mode, *addr, *tokens, *n, sh); err != nil {
 		fmt.Fprintln(os.Stderr, "authload:", err)
 		os.Exit(1)
 	}
+}
+
+// serveCollector serves POST /v2/events on a loopback port and returns its
+// base URL.
+func serveCollector(mode string) (string, error) {
+	if mode != "discard" && mode != "count" {
+		return "", fmt.Errorf("unknown -collector %q", mode)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	marker := []byte(`{"id":`)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mode == "discard" {
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(w, "ok") // no details: the Shipper counts the whole batch as sent
+			return
+		}
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		raw, err := io.ReadAll(zr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// The load's events carry no metadata: each event starts with {"id":.
+		io.WriteString(w, `{"accepted":`+strconv.Itoa(bytes.Count(raw, marker))+`,"duplicates":0,"rejected":[]}`)
+	})
+	go (&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
+	return "http://" + ln.Addr().String(), nil
 }
 
 func handler(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +160,7 @@ func handler(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"credit_rating":700,"user":%q}`, user)
 }
 
-func run(mode, addr, tokensPath string, n int) error {
+func run(mode, addr, tokensPath string, n int, sh *capture.Shipper) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -171,6 +255,9 @@ func run(mode, addr, tokensPath string, n int) error {
 			return err
 		}
 		h = mw.Handler(h)
+	}
+	if sh != nil {
+		h = capture.New(capture.Options{}, sh).Handler(h)
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]any{"path": path, "headers": headers})
 	return (&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
