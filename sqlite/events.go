@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -237,6 +238,7 @@ func (r *appendRequest) events(b plannedBlock, evs []*callsign.Event) []*callsig
 type committer struct {
 	queue  chan *appendRequest
 	closed chan struct{} // closed by Close
+	stop   sync.Once
 	done   chan struct{} // closed when the committer has stopped
 }
 
@@ -244,7 +246,7 @@ type committer struct {
 const maxGroup = 64
 
 func (db *DB) startCommitter() {
-	db.commit = committer{queue: make(chan *appendRequest), closed: make(chan struct{}), done: make(chan struct{})}
+	db.commit.queue, db.commit.closed, db.commit.done = make(chan *appendRequest), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(db.commit.done)
 		for {
@@ -269,9 +271,10 @@ func (db *DB) startCommitter() {
 	}()
 }
 
+// stopCommitter stops the committer, once, and waits for it.
 func (db *DB) stopCommitter() {
 	if db.commit.closed != nil {
-		close(db.commit.closed)
+		db.commit.stop.Do(func() { close(db.commit.closed) })
 		<-db.commit.done
 	}
 }

@@ -419,3 +419,15 @@ func TestGroupCommitIsolation(t *testing.T) {
 		}
 	}
 }
+
+// Close may be called twice (a test cleanup after an explicit Close), and
+// an append after it fails instead of hanging.
+func TestCloseTwice(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), t.TempDir())
+	must(t, err)
+	must(t, db.Close())
+	db.Close()
+	if _, err := db.AppendEvents(t.Context(), []*callsign.Event{{AppID: "a", ID: "e", Time: t0}}); err == nil {
+		t.Error("AppendEvents after Close succeeded")
+	}
+}
