@@ -70,8 +70,8 @@ const (
 
 // eventStmts are the event store's prepared statements.
 type eventStmts struct {
-	insertKeys   [3]*sql.Stmt // insertChunkL, M and S keys
-	keyBlock     *sql.Stmt    // the block of a stored key
+	insertKeys   [3]*sql.Stmt // insertChunkL, M and S keys (aggregation)
+	findKeys     [3]*sql.Stmt // which of insertChunkL, M or S keys are stored
 	insertBlock  *sql.Stmt
 	upsertRoute  [3]*sql.Stmt // upsertChunkL, M and S rollup rows
 	upsertUser   [3]*sql.Stmt
@@ -81,8 +81,8 @@ type eventStmts struct {
 }
 
 func (s *eventStmts) all() []*sql.Stmt {
-	return slices.Concat(s.insertKeys[:], s.upsertRoute[:], s.upsertUser[:], s.insertIndex[:],
-		[]*sql.Stmt{s.keyBlock, s.insertBlock, s.readPending, s.pendingCount})
+	return slices.Concat(s.insertKeys[:], s.findKeys[:], s.upsertRoute[:], s.upsertUser[:], s.insertIndex[:],
+		[]*sql.Stmt{s.insertBlock, s.readPending, s.pendingCount})
 }
 
 func (db *DB) prepareEvents(ctx context.Context) error {
@@ -93,8 +93,10 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 	}
 	var ps []p
 	for i, n := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
-		ps = append(ps, p{&db.ev.insertKeys[i], db.w, "INSERT INTO event_keys (app_id, time, id, block) VALUES " +
-			valuesList(n, 4) + " ON CONFLICT (app_id, time, id) DO NOTHING"})
+		ps = append(ps, p{&db.ev.insertKeys[i], db.w, "INSERT INTO event_keys (app_id, time, id) VALUES " +
+			valuesList(n, 3) + " ON CONFLICT (app_id, time, id) DO NOTHING"})
+		ps = append(ps, p{&db.ev.findKeys[i], db.w, "SELECT app_id, time, id FROM event_keys WHERE (app_id, time, id) IN (VALUES " +
+			valuesList(n, 3) + ")"})
 	}
 	for i, n := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
 		ps = append(ps, p{&db.ev.upsertRoute[i], db.w, upsertSQL("event_rollups_route", "route, status_class, auth_error", 3, n)})
@@ -103,7 +105,6 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 			valuesList(n, 8)})
 	}
 	ps = append(ps,
-		p{&db.ev.keyBlock, db.w, "SELECT block FROM event_keys WHERE app_id = ? AND time = ? AND id = ?"},
 		p{&db.ev.insertBlock, db.w, "INSERT INTO event_blocks (seq, app_id, tmin, tmax, n, data) VALUES (?, ?, ?, ?, ?, ?)"},
 		p{&db.ev.readPending, db.r, "SELECT seq, app_id, tmin, tmax, data FROM event_blocks WHERE seq > ? ORDER BY seq"},
 		p{&db.ev.pendingCount, db.r, pendingSQL},
@@ -207,6 +208,7 @@ type appendRequest struct {
 	data   [][]byte // of each block, encoded as if no event were a duplicate
 	res    callsign.IngestResult
 	err    error
+	added  []keyHash // to the pending keys, by the transaction
 	done   chan struct{}
 }
 
@@ -295,6 +297,8 @@ func (db *DB) commitGroup(group []*appendRequest) {
 			}
 			if r.err = db.appendInTx(ctx, tx, r, &next); r.err != nil {
 				r.res = callsign.IngestResult{}
+				db.keys.remove(r.added)
+				r.added = nil
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO append"); err != nil {
 					return err
 				}
@@ -308,6 +312,7 @@ func (db *DB) commitGroup(group []*appendRequest) {
 	for _, r := range group {
 		if err != nil && r.err == nil {
 			r.err, r.res = err, callsign.IngestResult{}
+			db.keys.remove(r.added)
 		}
 		close(r.done)
 	}
@@ -319,7 +324,8 @@ func (db *DB) appendInTx(ctx context.Context, tx *sql.Tx, r *appendRequest, next
 		r.blocks[i].seq = *next + 1 + int64(i)
 	}
 	*next += int64(len(r.blocks))
-	dups, err := db.insertKeys(ctx, tx, r.in, r.blocks)
+	dups, added, err := db.checkKeys(ctx, tx, r.in)
+	r.added = added
 	if err != nil {
 		return err
 	}
@@ -383,61 +389,6 @@ func planBlocks(events []*callsign.Event) ([]incoming, []plannedBlock) {
 		blocks = append(blocks, plannedBlock{lo: i, hi: i + 1})
 	}
 	return in, blocks
-}
-
-// insertKeys inserts the keys of the events of in that are not marked
-// duplicates, and marks those whose key was already stored: dups reports
-// whether there were any.
-func (db *DB) insertKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks []plannedBlock) (dups bool, err error) {
-	todo := make([]*incoming, 0, len(in))
-	for i := range in {
-		if in[i].dup {
-			dups = true // within the batch
-		} else {
-			todo = append(todo, &in[i])
-		}
-	}
-	args := make([]any, 0, min(len(todo), insertChunkL)*4)
-	var keyBlock *sql.Stmt
-	for i, size := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
-		if len(todo) < size {
-			continue
-		}
-		st := tx.StmtContext(ctx, db.ev.insertKeys[i])
-		for len(todo) >= size {
-			chunk := todo[:size]
-			todo = todo[size:]
-			args = args[:0]
-			for _, x := range chunk {
-				args = append(args, x.e.AppID, x.t, x.e.ID, blocks[x.block].seq)
-			}
-			r, err := st.ExecContext(ctx, args...)
-			if err != nil {
-				return false, err
-			}
-			n, err := r.RowsAffected()
-			if err != nil {
-				return false, err
-			}
-			if int(n) == size {
-				continue
-			}
-			dups = true
-			// Some were stored before: the keys that now point to
-			// another block than the event's are those.
-			if keyBlock == nil {
-				keyBlock = tx.StmtContext(ctx, db.ev.keyBlock)
-			}
-			for _, x := range chunk {
-				var b int64
-				if err := keyBlock.QueryRowContext(ctx, x.e.AppID, x.t, x.e.ID).Scan(&b); err != nil {
-					return false, err
-				}
-				x.dup = b != blocks[x.block].seq
-			}
-		}
-	}
-	return dups, nil
 }
 
 func checkEvent(e *callsign.Event) error {

@@ -57,6 +57,21 @@ func TestEventsQueryPlans(t *testing.T) {
 	}
 }
 
+// The duplicate check reads event_keys by its primary key.
+func TestFindKeysPlan(t *testing.T) {
+	db, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	args := []any{"app", int64(1), "e1", "app", int64(2), "e2", "app", int64(3), "e3", "app", int64(4), "e4",
+		"app", int64(5), "e5", "app", int64(6), "e6", "app", int64(7), "e7", "app", int64(8), "e8"}
+	plan := explain(t, db, "SELECT app_id, time, id FROM event_keys WHERE (app_id, time, id) IN (VALUES "+valuesList(insertChunkM, 3)+")", args)
+	if !strings.Contains(plan, "SEARCH event_keys USING PRIMARY KEY (app_id=? AND time=? AND id=?)") || strings.Contains(plan, "SCAN event_keys") {
+		t.Errorf("plan:\n%s\nwant primary key lookups", plan)
+	}
+}
+
 func explain(t *testing.T, db *DB, q string, args []any) string {
 	t.Helper()
 	rows, err := db.r.Query("EXPLAIN QUERY PLAN "+q, args...)

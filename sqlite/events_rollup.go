@@ -261,6 +261,19 @@ type aggregator struct {
 	index map[valueKey]*indexRun
 	// blockValues are the event_index values of the current block.
 	blockValues map[indexKey]struct{}
+	// keys are the idempotency keys of the events, for event_keys.
+	keys []eventKey
+}
+
+// eventKey is a row of event_keys.
+type eventKey struct {
+	app string
+	t   int64
+	id  string
+}
+
+func cmpEventKey(a, b eventKey) int {
+	return cmp.Or(strings.Compare(a.app, b.app), cmp.Compare(a.t, b.t), strings.Compare(a.id, b.id))
 }
 
 // valueKey is an app's event_index value.
@@ -296,6 +309,7 @@ func (a *aggregator) addBlock(r *blockReader, app string, seq, tmin, tmax int64)
 		if err := a.add(r, app, &e); err != nil {
 			return err
 		}
+		a.keys = append(a.keys, eventKey{app, e.time, string(r.bytesOf(e.id))})
 		for k, f := range kindField {
 			if i := e.dict[f]; len(r.raw(i)) > 0 {
 				a.blockValues[indexKey{k, r.str(i)}] = struct{}{}
@@ -453,6 +467,14 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 	if err != nil {
 		return err
 	}
+	slices.SortFunc(a.keys, cmpEventKey)
+	err = upsertChunks(ctx, tx, ev.insertKeys, len(a.keys), func(args []any, i int) []any {
+		k := a.keys[i]
+		return append(args, k.app, k.t, k.id)
+	})
+	if err != nil {
+		return err
+	}
 	vks := slices.SortedFunc(mapKeys(a.index), cmpValueKey)
 	return upsertChunks(ctx, tx, ev.insertIndex, len(vks), func(args []any, i int) []any {
 		k, r := vks[i], a.index[vks[i]]
@@ -580,6 +602,12 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 	})
 	if err == nil && !moved {
 		db.roll.pending.Add(-int64(n))
+		// Their keys are in event_keys now.
+		hs := make([]keyHash, len(a.keys))
+		for i, k := range a.keys {
+			hs[i] = db.keys.hash(k.app, k.t, []byte(k.id))
+		}
+		db.keys.remove(hs)
 	}
 	return more || moved, false, err
 }

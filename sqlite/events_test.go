@@ -101,7 +101,7 @@ func TestAppendEventsAtomicMidBatch(t *testing.T) {
 	if _, err := db.AppendEvents(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	_, err := side(t, dir).ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON event_keys WHEN NEW.id = 'boom'
+	_, err := side(t, dir).ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON event_blocks WHEN instr(NEW.data, CAST('boom' AS BLOB)) > 0
 		BEGIN SELECT RAISE(ABORT, 'boom'); END`)
 	must(t, err)
 	batch := g.batch(1000)
@@ -113,6 +113,12 @@ func TestAppendEventsAtomicMidBatch(t *testing.T) {
 		t.Errorf("%d events stored, want the %d of the first batch", len(got), len(first))
 	}
 	checkRollupsMatchRaw(t, db, "app_atomic", t0.Add(-time.Hour), t0.Add(48*time.Hour))
+	// The failed batch left no trace, not even among the keys of pending
+	// events: sent again, every event of it is new.
+	batch[700].ID = "fixed"
+	if res, err := db.AppendEvents(ctx, batch); err != nil || res.Accepted != len(batch) {
+		t.Fatalf("the batch again: %+v, %v; want all %d accepted", res, err, len(batch))
+	}
 }
 
 // When aggregation fails, the appended events stay durable and appends go
@@ -369,7 +375,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "data")
 	db := openDB(t, dir)
-	_, err := side(t, dir).ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON event_keys WHEN NEW.id = 'boom'
+	_, err := side(t, dir).ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON event_blocks WHEN instr(NEW.data, CAST('boom' AS BLOB)) > 0
 		BEGIN SELECT RAISE(ABORT, 'boom'); END`)
 	must(t, err)
 	g := newEventGen("app_group", 9, t0, time.Millisecond)
@@ -401,7 +407,17 @@ func TestGroupCommitIsolation(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The failed appends left nothing among the pending keys either: sent
+	// again without the failure, all their events are new.
+	for r := range rounds {
+		b := batches[r][r%writers]
+		b[25].ID = fmt.Sprint("fixed-", r)
+		if res, err := db.AppendEvents(ctx, b); err != nil || res.Accepted != len(b) {
+			t.Fatalf("round %d again: %+v, %v", r, res, err)
+		}
+	}
 	got := allEvents(t, db, "app_group")
+	want.Add(rounds * 50)
 	if int64(len(got)) != want.Load() {
 		t.Fatalf("%d events stored, want %d", len(got), want.Load())
 	}
@@ -412,10 +428,13 @@ func TestGroupCommitIsolation(t *testing.T) {
 	for r := range rounds {
 		for w, b := range batches[r] {
 			for _, e := range b {
-				if stored[e.ID] == (w == r%writers) {
-					t.Fatalf("round %d, writer %d: event %s stored = %v", r, w, e.ID, stored[e.ID])
+				if !stored[e.ID] {
+					t.Fatalf("round %d, writer %d: event %s not stored", r, w, e.ID)
 				}
 			}
+		}
+		if stored[fmt.Sprint("boom")] {
+			t.Fatalf("an event of a failed append is stored")
 		}
 	}
 }
@@ -429,5 +448,35 @@ func TestCloseTwice(t *testing.T) {
 	db.Close()
 	if _, err := db.AppendEvents(t.Context(), []*callsign.Event{{AppID: "a", ID: "e", Time: t0}}); err == nil {
 		t.Error("AppendEvents after Close succeeded")
+	}
+}
+
+// The keys of events not yet rolled up live in memory and are rebuilt at
+// Open: a batch sent again after a restart is still all duplicates, and so
+// it is once it was rolled up.
+func TestDuplicatesAcrossRestart(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "data")
+	g := newEventGen("app_restart", 4, t0, time.Millisecond)
+	batch := g.batch(1000)
+	db, err := sqlite.Open(ctx, dir)
+	must(t, err)
+	if res, err := db.AppendEvents(ctx, batch); err != nil || res.Accepted != 1000 {
+		t.Fatalf("AppendEvents = %+v, %v", res, err)
+	}
+	must(t, db.Close()) // at once: the events are still pending
+	var pending int64
+	must(t, side(t, dir).QueryRowContext(ctx, `SELECT ifnull(sum(n), 0) FROM event_blocks
+		WHERE seq > (SELECT rolled_up FROM event_rollup_state)`).Scan(&pending))
+	if pending != 1000 {
+		t.Fatalf("%d events pending after Close, want 1000", pending)
+	}
+	db = openDB(t, dir)
+	if res, err := db.AppendEvents(ctx, batch); err != nil || res.Duplicates != 1000 {
+		t.Fatalf("after a restart: %+v, %v; want 1000 duplicates", res, err)
+	}
+	checkRollupsMatchRaw(t, db, "app_restart", t0.Add(-time.Hour), t0.Add(time.Hour)) // rolls them up
+	if res, err := db.AppendEvents(ctx, batch); err != nil || res.Duplicates != 1000 {
+		t.Fatalf("after the roll-up: %+v, %v; want 1000 duplicates", res, err)
 	}
 }

@@ -78,6 +78,7 @@ type DB struct {
 	ev                                                            eventStmts
 	roll                                                          roller
 	commit                                                        committer
+	keys                                                          pendingKeys
 }
 
 var (
@@ -131,6 +132,10 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, err
 	}
 	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.loadPendingKeys(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -22,13 +22,13 @@ CREATE INDEX event_blocks_app_tmax ON event_blocks(app_id, tmax);
 -- retried batch resends its events with their times, so this catches every
 -- retry; and because capture times grow, inserts land at the end of this
 -- key instead of on a random leaf page per event, as a unique (app_id, id)
--- on random ids does (see BENCHMARKS.md). block is the event_blocks.seq
--- that holds the event.
+-- on random ids does (see BENCHMARKS.md). Written by the aggregation, for
+-- the blocks it rolls up; the keys of pending blocks are kept in memory
+-- (keys.go).
 CREATE TABLE event_keys (
 	app_id TEXT NOT NULL,
 	time   INTEGER NOT NULL,
 	id     TEXT NOT NULL,
-	block  INTEGER NOT NULL,
 	PRIMARY KEY (app_id, time, id)
 ) STRICT, WITHOUT ROWID;
 
