@@ -121,11 +121,20 @@ var requestIDs = struct {
 // overwhelming probability: 12 random base62 characters fixed at start, a
 // dash, and a base-36 counter.
 func NewRequestID() string {
-	var buf [12 + 1 + 13]byte
-	b := append(buf[:0], requestIDs.prefix...)
+	var buf [MaxNewRequestIDLen]byte
+	return string(AppendRequestID(buf[:0]))
+}
+
+// MaxNewRequestIDLen is the longest id NewRequestID and AppendRequestID
+// make.
+const MaxNewRequestIDLen = 12 + 1 + 13
+
+// AppendRequestID appends a new request id, as NewRequestID returns it, to
+// b: for a caller that keeps the id in memory it allocates anyway.
+func AppendRequestID(b []byte) []byte {
+	b = append(b, requestIDs.prefix...)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, requestIDs.n.Add(1), 36)
-	return string(b)
+	return strconv.AppendUint(b, requestIDs.n.Add(1), 36)
 }
 
 // AuthRecorder is implemented by a ResponseWriter wrapper that wants to

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/callsignhq/callsign"
 )
@@ -95,6 +96,14 @@ type Options struct {
 	// OnFailure, if set, is called for every refused (or downgraded to
 	// anonymous) request with the partial Principal and the error.
 	OnFailure func(r *http.Request, p *callsign.Principal, err error)
+	// OmitRequestID turns off the request id: none is generated and no
+	// X-Request-Id is echoed in the response; the Principal's RequestID is
+	// the client's X-Request-Id when it is sane (callsign.ValidRequestID),
+	// empty otherwise. By default (false) every response carries the
+	// client's sane X-Request-Id or a new one, and so does the Principal.
+	// Turning it off saves an allocation and a response header per request
+	// (about 2% of the throughput of a trivial handler on loopback).
+	OmitRequestID bool
 }
 
 // Option changes Options, for a route's variant of a Middleware.
@@ -203,10 +212,13 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		var reqID string
 		if ids := r.Header["X-Request-Id"]; len(ids) == 1 && callsign.ValidRequestID(ids[0]) {
 			reqID = ids[0]
-		} else {
-			reqID = callsign.NewRequestID()
+			if !m.opts.OmitRequestID {
+				// A copy: the handler may change its response header.
+				w.Header()["X-Request-Id"] = []string{reqID}
+			}
+		} else if !m.opts.OmitRequestID {
+			reqID = newRequestID(w.Header())
 		}
-		w.Header()["X-Request-Id"] = []string{reqID}
 
 		p, err := m.authenticate(r)
 		if err == nil && len(m.opts.RequireScopes) > 0 && !p.Anonymous() && !grants(p.Scopes, m.opts.RequireScopes) {
@@ -250,6 +262,24 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(callsign.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// requestIDHeader holds a generated request id and the header value that
+// echoes it, so that both cost one allocation instead of two.
+type requestIDHeader struct {
+	v [1]string
+	b [callsign.MaxNewRequestIDLen]byte
+}
+
+// newRequestID generates a request id, sets it as h's X-Request-Id and
+// returns it.
+func newRequestID(h http.Header) string {
+	x := new(requestIDHeader)
+	b := callsign.AppendRequestID(x.b[:0])
+	// b is never written again, so the string may share its bytes.
+	x.v[0] = unsafe.String(unsafe.SliceData(b), len(b))
+	h["X-Request-Id"] = x.v[:]
+	return x.v[0]
 }
 
 // recordAuth tells the first callsign.AuthRecorder in w's Unwrap chain how

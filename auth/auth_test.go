@@ -181,6 +181,22 @@ func TestWWWAuthenticateNamesAcceptedSchemes(t *testing.T) {
 	}
 }
 
+func TestOmitRequestID(t *testing.T) {
+	mw := newMW(t, auth.Options{OmitRequestID: true})
+	r := serve(t, mw, "Authorization", "HMAC ok", "X-Request-Id", "req-7")
+	if r.header.Get("X-Request-Id") != "" || r.p["request_id"] != "req-7" {
+		t.Fatalf("sane client id: echoed %q, Principal has %v", r.header.Get("X-Request-Id"), r.p["request_id"])
+	}
+	r = serve(t, mw, "Authorization", "HMAC ok", "X-Request-Id", "bad id\"")
+	if r.header.Get("X-Request-Id") != "" || r.p["request_id"] != "" {
+		t.Fatalf("insane client id: echoed %q, Principal has %v", r.header.Get("X-Request-Id"), r.p["request_id"])
+	}
+	r = serve(t, mw, "Authorization", "HMAC ok")
+	if r.header.Get("X-Request-Id") != "" || r.p["request_id"] != "" {
+		t.Fatalf("no client id: echoed %q, Principal has %v", r.header.Get("X-Request-Id"), r.p["request_id"])
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	mw := newMW(t, auth.Options{})
 	r := serve(t, mw, "Authorization", "HMAC ok", "X-Request-Id", "req-7")

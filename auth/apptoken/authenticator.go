@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -46,6 +48,14 @@ type Authenticator struct {
 	cache  *tokencache.Cache
 	leeway time.Duration
 	now    func() time.Time
+
+	// detected holds header segments Detect accepted. Detect's answer
+	// depends on the header segment alone, and an issuer's tokens share a
+	// few of them (one per signing key), so a hit skips decoding and
+	// checking the JSON header on every request: about half of what a
+	// request with a cached token costs here.
+	detected [4]atomic.Pointer[string]
+	next     atomic.Uint32
 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
@@ -91,8 +101,21 @@ func (a *Authenticator) Detect(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	h, ok := jws.PeekHeader(tok)
-	return ok && h.Typ == Type
+	seg, _, ok := strings.Cut(tok, ".")
+	if !ok {
+		return false // PeekHeader's answer too
+	}
+	for i := range a.detected {
+		if d := a.detected[i].Load(); d != nil && *d == seg {
+			return true
+		}
+	}
+	if h, ok := jws.PeekHeader(tok); !ok || h.Typ != Type {
+		return false
+	}
+	d := strings.Clone(seg) // not the request's whole header
+	a.detected[a.next.Add(1)%uint32(len(a.detected))].Store(&d)
+	return true
 }
 
 // Authenticate implements auth.Authenticator with Verify on r's Bearer token.

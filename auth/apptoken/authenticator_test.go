@@ -162,6 +162,11 @@ func TestAuthenticatorDetect(t *testing.T) {
 		want         bool
 	}{
 		{"app access token", "Bearer " + tok, true},
+		// Detect remembers the header segments it accepted: the same
+		// answers as without, the segment alone deciding.
+		{"app access token again", "Bearer " + tok, true},
+		{"its header segment alone", "Bearer " + strings.Split(tok, ".")[0], false},
+		{"its header segment, other payload", "Bearer " + strings.Split(tok, ".")[0] + ".e30.x", true},
 		{"another JWT", "Bearer " + bearer, false},
 		{"opaque token", "Bearer cs_pub_0123456789abcdefghijklmnopqrstuv", false},
 		{"not bearer", "APIKey " + tok, false},

@@ -49,6 +49,7 @@
 package hmacsig
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -60,6 +61,7 @@ import (
 	"hash"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -287,13 +289,21 @@ func appendStringToSign(b []byte, r *http.Request, timestamp string, sortedHeade
 	if host == "" && r.URL != nil {
 		host = r.URL.Host
 	}
-	for _, s := range [...]string{r.Method, host, r.URL.RequestURI(), timestamp} {
+	for _, s := range [...]string{r.Method, host} {
 		if strings.ContainsAny(s, "\r\n") {
 			return nil, ErrLineBreak
 		}
 		b = append(b, s...)
 		b = append(b, '\n')
 	}
+	start := len(b)
+	b = appendRequestURI(b, r.URL)
+	if bytes.ContainsAny(b[start:], "\r\n") || strings.ContainsAny(timestamp, "\r\n") {
+		return nil, ErrLineBreak
+	}
+	b = append(b, '\n')
+	b = append(b, timestamp...)
+	b = append(b, '\n')
 	for _, h := range sortedHeaders {
 		vals := r.Header.Values(h)
 		if len(vals) > 1 {
@@ -309,6 +319,24 @@ func appendStringToSign(b []byte, r *http.Request, timestamp string, sortedHeade
 		b = append(b, '\n')
 	}
 	return b, nil
+}
+
+// appendRequestURI appends u.RequestURI() to b, without the string
+// concatenation RequestURI does for a query.
+func appendRequestURI(b []byte, u *url.URL) []byte {
+	if u.Opaque != "" {
+		return append(b, u.RequestURI()...) // rare: keep the library's rules
+	}
+	if p := u.EscapedPath(); p != "" {
+		b = append(b, p...)
+	} else {
+		b = append(b, '/')
+	}
+	if u.ForceQuery || u.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b
 }
 
 // Signature returns the signature of a string to sign: the padded standard
@@ -328,26 +356,44 @@ func sign(secret []byte, s string) string {
 // hmac.New on every request. At most maxMACPools secrets are pooled; others
 // get a fresh HMAC each time.
 type macs struct {
-	pools sync.Map // string(secret) -> *sync.Pool of hash.Hash
+	pools sync.Map // string(secret) -> *sync.Pool of *mac
 	n     atomic.Int32
+}
+
+// mac is a keyed HMAC-SHA256 and room for its sum: a sum written through
+// the hash.Hash interface would escape, and cost an allocation, from the
+// caller's stack.
+type mac struct {
+	h    hash.Hash
+	sum  [sha256.Size]byte
+	pool *sync.Pool // nil when not pooled
 }
 
 const maxMACPools = 4096
 
-func (m *macs) get(secret []byte) (hash.Hash, func()) {
+// get returns a keyed HMAC for secret; the caller calls put when done.
+func (m *macs) get(secret []byte) *mac {
 	if p, ok := m.pools.Load(string(secret)); ok {
-		h := p.(*sync.Pool).Get().(hash.Hash)
-		return h, func() { h.Reset(); p.(*sync.Pool).Put(h) }
+		return p.(*sync.Pool).Get().(*mac)
 	}
 	if m.n.Load() >= maxMACPools {
-		return hmac.New(sha256.New, secret), func() {}
+		return &mac{h: hmac.New(sha256.New, secret)}
 	}
 	key := string(secret)
-	p := &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(key)) }}
+	p := new(sync.Pool)
+	p.New = func() any { return &mac{h: hmac.New(sha256.New, []byte(key)), pool: p} }
 	if _, loaded := m.pools.LoadOrStore(key, p); !loaded {
 		m.n.Add(1)
 	}
 	return m.get(secret)
+}
+
+// put returns c to its pool, keyed again.
+func (c *mac) put() {
+	if c.pool != nil {
+		c.h.Reset()
+		c.pool.Put(c)
+	}
 }
 
 var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -394,11 +440,10 @@ func (v *Verifier) Verify(r *http.Request) (apiKey string, err error) {
 	if unknown {
 		secret = v.dummy // same work as a known key, so timing tells nothing
 	}
-	mac, done := v.macs.get(secret)
-	mac.Write(sts)
-	var want [sha256.Size]byte
-	mac.Sum(want[:0])
-	done()
+	m := v.macs.get(secret)
+	m.h.Write(sts)
+	want := [sha256.Size]byte(m.h.Sum(m.sum[:0]))
+	m.put()
 	// Only the canonical encoding (44 characters, padded, zero trailing
 	// bits) decodes to 32 bytes, so this equals go-hmacauth's string
 	// comparison. The buffer is sized for any 44 characters: unpadded

@@ -1,8 +1,11 @@
 package reqtoken
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth"
@@ -29,13 +32,15 @@ func (a *Authenticator) Detect(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	_, payload, ok := auth.PeekJWT(tok)
+	b := detectBufs.Get().(*detectBuf)
+	defer detectBufs.Put(b)
+	payload, ok := peekPayload(tok, b.h[:], b.p[:])
 	if !ok {
 		return false
 	}
 	var sid, sig bool
-	l := lexer{d: payload}
-	l.object(func(l *lexer, name []byte) bool {
+	b.l = lexer{d: payload, buf: b.l.buf[:0]}
+	b.l.object(func(l *lexer, name []byte) bool {
 		switch string(name) {
 		case "sid":
 			sid = true
@@ -63,4 +68,37 @@ func (a *Authenticator) Authenticate(r *http.Request) (*callsign.Principal, erro
 	p.ExpiresAt = c.ValidUntil
 	p.Claims = map[string]any{"jti": c.ID}
 	return p, nil
+}
+
+// detectBuf is Detect's memory, pooled: the lexer's callback would make
+// it escape from the stack.
+type detectBuf struct {
+	l lexer
+	h [256]byte
+	p [1024]byte
+}
+
+var detectBufs = sync.Pool{New: func() any { return new(detectBuf) }}
+
+// peekPayload is auth.PeekJWT's payload, decoded into pbuf (and the header
+// into hbuf) when they are large enough: Detect runs for every Bearer
+// request, request token or not, and PeekJWT allocates both.
+func peekPayload(token string, hbuf, pbuf []byte) ([]byte, bool) {
+	h, rest, ok1 := strings.Cut(token, ".")
+	p, _, ok2 := strings.Cut(rest, ".")
+	enc := base64.RawURLEncoding
+	if len(token) > auth.MaxBearerLen || !ok1 || !ok2 || enc.DecodedLen(len(h)) > len(hbuf) || enc.DecodedLen(len(p)) > len(pbuf) {
+		_, payload, ok := auth.PeekJWT(token)
+		return payload, ok
+	}
+	// The same decoding as PeekJWT's DecodeString, which is Decode into a
+	// new buffer.
+	if _, err := enc.Decode(hbuf, unsafe.Slice(unsafe.StringData(h), len(h))); err != nil {
+		return nil, false
+	}
+	n, err := enc.Decode(pbuf, unsafe.Slice(unsafe.StringData(p), len(p)))
+	if err != nil {
+		return nil, false
+	}
+	return pbuf[:n], true
 }

@@ -99,10 +99,29 @@ func (c *Cache) Get(ctx context.Context, token string, now time.Time, keys jwks.
 		return nil, false
 	}
 	c.hits.Add(1)
-	p := e.Principal
-	p.Scopes = slices.Clone(p.Scopes)
-	p.Claims = maps.Clone(p.Claims)
-	return &p, true
+	return e.principal(), true
+}
+
+// hit is a Principal handed out on a hit, with room for its scopes, so
+// that both cost one allocation.
+type hit struct {
+	p      callsign.Principal
+	scopes [2]string
+}
+
+// principal returns a copy of e.Principal that shares nothing with e: the
+// handler that gets it may change it.
+func (e *Entry) principal() *callsign.Principal {
+	h := new(hit)
+	h.p = e.Principal
+	if n := len(e.Principal.Scopes); n <= len(h.scopes) && e.Principal.Scopes != nil {
+		h.p.Scopes = h.scopes[:n:n]
+		copy(h.p.Scopes, e.Principal.Scopes)
+	} else {
+		h.p.Scopes = slices.Clone(e.Principal.Scopes)
+	}
+	h.p.Claims = maps.Clone(e.Principal.Claims)
+	return &h.p
 }
 
 // Add remembers that token verified as e says. It keeps a copy of e, so

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Errors returned by Parse, wrapped with details; test with errors.Is.
@@ -127,7 +128,7 @@ func PeekHeader(token string) (h Header, ok bool) {
 	}
 	var arr [768]byte
 	buf := arr[:base64.RawURLEncoding.DecodedLen(len(seg))]
-	n, err := base64.RawURLEncoding.Strict().Decode(buf, []byte(seg))
+	n, err := base64.RawURLEncoding.Strict().Decode(buf, bytesOf(seg))
 	if err != nil {
 		return h, false
 	}
@@ -166,6 +167,11 @@ func LooksLikeJWS(token string) bool {
 	}
 	return false
 }
+
+// bytesOf returns the bytes of s without copying them (a header segment
+// is longer than the 32 bytes a conversion may copy on the stack), for
+// functions that only read them.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func base64URL(s string) bool {
 	for i := 0; i < len(s); i++ {

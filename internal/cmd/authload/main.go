@@ -196,7 +196,10 @@ func run(mode, addr, tokensPath string, n int, sh *capture.Shipper) error {
 		tok, _ := t.SignedString([]byte(secret))
 		headers["Authorization"] = "Bearer " + tok
 	case "apptoken":
-		pub, priv, _ := ed25519.GenerateKey(nil)
+		// A fixed key, so that the token printed by one process is valid in
+		// the next one (bench/load/run.sh reads the headers once).
+		priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+		pub := priv.Public().(ed25519.PublicKey)
 		key := &callsign.SigningKey{ID: "k1", Public: pub, Private: priv}
 		// The JWKS is served on the same listener, as the callsign server would.
 		set, err := jwks.ParseSet(mustJSON(apptoken.NewJWKS([]*callsign.SigningKey{key})), jwks.ParseOptions{})
