@@ -83,7 +83,8 @@ type ShipperOptions struct {
 	// take are kept (see "Spool" in the package documentation) and from
 	// where they are replayed, oldest first, when it is back, including by
 	// a new Shipper after a restart. One Shipper at a time may use a
-	// directory.
+	// directory: on Unix it holds a lock (flock on SpoolDir/LOCK) from
+	// NewShipper to Close, and NewShipper refuses a directory in use.
 	SpoolDir string
 	// SpoolMaxBytes bounds the spool (DefaultSpoolMaxBytes); the oldest
 	// segments are deleted, and their events counted, beyond it.
@@ -433,6 +434,9 @@ func (s *Shipper) shutdown() {
 	s.shipBatch()
 	if s.spool != nil && s.spool.len() > 0 {
 		s.closeErr = fmt.Errorf("capture: %d batches left in the spool", s.spool.len())
+	}
+	if s.spool != nil {
+		s.spool.unlock()
 	}
 }
 

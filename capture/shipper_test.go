@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -465,7 +466,7 @@ func TestSpoolReplayAfterRestart(t *testing.T) {
 	if st := s2.Stats(); st.Replayed != 55 || st.SpoolSegments != 0 || st.SpoolBytes != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	if segs, _ := filepath.Glob(filepath.Join(dir, "*")); len(segs) != 0 {
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) != 0 {
 		t.Errorf("files left: %v", segs)
 	}
 }
@@ -554,9 +555,37 @@ func TestSpoolCorruptSegments(t *testing.T) {
 	if got := storedIDs(col); !slices.Equal(got, wantIDs(0, 5)) {
 		t.Errorf("stored %v", got)
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(left) != 0 {
 		t.Errorf("files left: %v", left)
 	}
+}
+
+// A spool directory serves one Shipper at a time: a second one is refused
+// while the first is open, and welcome once it is closed.
+func TestSpoolDirLocked(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no flock")
+	}
+	dir := t.TempDir()
+	opts := capture.ShipperOptions{Server: "http://127.0.0.1:1", Tokens: client.StaticToken("t"), SpoolDir: dir}
+	a, err := capture.NewShipper(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := capture.NewShipper(opts); err == nil || !strings.Contains(err.Error(), "in use by another Shipper") {
+		if b != nil {
+			b.Close(t.Context())
+		}
+		t.Fatalf("second Shipper on %s: %v, want refused", dir, err)
+	}
+	if err := a.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := capture.NewShipper(opts)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	c.Close(t.Context())
 }
 
 func TestNewShipperValidates(t *testing.T) {

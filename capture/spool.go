@@ -75,8 +75,9 @@ type segInfo struct {
 }
 
 // spool is owned by the Shipper's goroutine; it is not safe for
-// concurrent use, and one directory serves one Shipper at a time.
+// concurrent use, and one directory serves one Shipper at a time (locked).
 type spool struct {
+	lock  *os.File // held while the spool is open (lockSpool)
 	dir   string
 	max   int64
 	segs  []segInfo // by seq
@@ -88,11 +89,18 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("capture: spool: %w", err)
 	}
+	lock, err := lockSpool(dir)
+	if err != nil {
+		return nil, err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, fmt.Errorf("capture: spool: %w", err)
 	}
-	sp := &spool{dir: dir, max: maxBytes, next: 1}
+	sp := &spool{lock: lock, dir: dir, max: maxBytes, next: 1}
 	for _, de := range entries {
 		name := de.Name()
 		if strings.HasSuffix(name, ".tmp") {
@@ -137,6 +145,14 @@ func (sp *spool) path(seq uint64, suffix string) string {
 }
 
 func (sp *spool) len() int { return len(sp.segs) }
+
+// unlock releases the directory for another Shipper.
+func (sp *spool) unlock() {
+	if sp.lock != nil {
+		sp.lock.Close()
+		sp.lock = nil
+	}
+}
 
 // write stores a batch durably. It returns the number of events of the
 // segments deleted to stay within the bound (possibly this one's).
