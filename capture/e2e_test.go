@@ -3,6 +3,7 @@ package capture_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/callsignhq/callsign/internal/testserver"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,8 +17,6 @@ import (
 	"github.com/callsignhq/callsign/capture"
 	"github.com/callsignhq/callsign/client"
 	"github.com/callsignhq/callsign/httpapi"
-	"github.com/callsignhq/callsign/keyring"
-	"github.com/callsignhq/callsign/sqlite"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -31,34 +30,9 @@ type realServer struct {
 
 func newRealServer(t *testing.T) *realServer {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kek, err := keyring.LoadKEK(dir+"/"+keyring.KEKFileName, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keyring.New(store, kek, keyring.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := httpapi.New(httpapi.Config{Store: store, Events: store, Keys: ring, Issuer: "https://callsign.test",
-		Logger: slog.New(slog.DiscardHandler), UpgradeRatePerApp: -1, UpgradeRatePerIP: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	app := callsign.NewApp("creditscore", time.Now())
-	sec, tok := callsign.NewSecret(app.ID, "default", time.Now())
-	if err := store.CreateApp(ctx, app, sec); err != nil {
-		t.Fatal(err)
-	}
-	return &realServer{url: srv.URL, app: app, secret: tok}
+	s := testserver.Start(t, httpapi.Config{})
+	app, secret := s.NewApp(t, "creditscore", nil)
+	return &realServer{url: s.URL, app: app, secret: secret}
 }
 
 // events lists the app's events through GET /v2/events with the secret.

@@ -3,8 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"github.com/callsignhq/callsign/internal/testserver"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,8 +16,6 @@ import (
 	"github.com/callsignhq/callsign/auth/apptoken"
 	"github.com/callsignhq/callsign/client"
 	"github.com/callsignhq/callsign/httpapi"
-	"github.com/callsignhq/callsign/keyring"
-	"github.com/callsignhq/callsign/sqlite"
 )
 
 type server struct {
@@ -31,29 +29,9 @@ type server struct {
 // access tokens live ttl.
 func newServer(t *testing.T, ttl time.Duration) *server {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kek, _ := keyring.LoadKEK(dir+"/master.key", "")
-	ring, _ := keyring.New(store, kek, keyring.Options{})
-	api, err := httpapi.New(httpapi.Config{Store: store, Keys: ring, Issuer: "https://callsign.test", Logger: slog.New(slog.DiscardHandler),
-		UpgradeRatePerApp: -1, UpgradeRatePerIP: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	app := callsign.NewApp("test", time.Now())
-	app.AccessTokenTTL = ttl
-	sec, tok := callsign.NewSecret(app.ID, "default", time.Now())
-	if err := store.CreateApp(ctx, app, sec); err != nil {
-		t.Fatal(err)
-	}
-	return &server{url: srv.URL, issuer: "https://callsign.test", app: app, secret: tok}
+	s := testserver.Start(t, httpapi.Config{})
+	app, secret := s.NewApp(t, "test", func(a *callsign.App) { a.AccessTokenTTL = ttl })
+	return &server{url: s.URL, issuer: testserver.Issuer, app: app, secret: secret}
 }
 
 func (s *server) verify(t *testing.T, tok string) *apptoken.Claims {

@@ -2,18 +2,15 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"github.com/callsignhq/callsign/internal/testserver"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth/apptoken"
 	"github.com/callsignhq/callsign/httpapi"
 	"github.com/callsignhq/callsign/keyring"
@@ -51,49 +48,12 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t testing.TB, cfg httpapi.Config) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kek, err := keyring.LoadKEK(dir+"/"+keyring.KEKFileName, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keyring.New(store, kek, keyring.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	cfg.Store, cfg.Keys = store, ring
-	if cfg.Events == nil {
-		cfg.Events = store
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	}
-	if cfg.Issuer == "" {
-		cfg.Issuer = "https://callsign.test"
-	}
-	if cfg.UpgradeRatePerApp == 0 {
-		cfg.UpgradeRatePerApp = -1
-	}
-	if cfg.UpgradeRatePerIP == 0 {
-		cfg.UpgradeRatePerIP = -1
-	}
-	api, err := httpapi.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api) // listens on 127.0.0.1
-	t.Cleanup(srv.Close)
-	adm, tok := callsign.NewAdminToken("test", time.Now())
-	if err := store.CreateAdminToken(ctx, adm); err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, url: srv.URL, store: store, ring: ring, api: api, logs: logs, admin: tok}
+	s := testserver.Start(t, cfg)
+	return &env{t: t, url: s.URL, store: s.Store, ring: s.Ring, api: s.API, logs: logs, admin: s.Admin}
 }
 
 // response is a decoded answer.

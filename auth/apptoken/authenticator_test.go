@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/callsignhq/callsign/internal/testserver"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,8 +24,6 @@ import (
 	"github.com/callsignhq/callsign/auth/apptoken"
 	"github.com/callsignhq/callsign/auth/jwks"
 	"github.com/callsignhq/callsign/httpapi"
-	"github.com/callsignhq/callsign/keyring"
-	"github.com/callsignhq/callsign/sqlite"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -250,33 +249,8 @@ type callsignServer struct {
 
 func startCallsign(t *testing.T) *callsignServer {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	kek, err := keyring.LoadKEK(dir+"/"+keyring.KEKFileName, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keyring.New(store, kek, keyring.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := httpapi.New(httpapi.Config{Store: store, Keys: ring, Issuer: "https://callsign.test", Logger: slog.New(slog.DiscardHandler),
-		UpgradeRatePerApp: -1, UpgradeRatePerIP: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	adm, tok := callsign.NewAdminToken("test", time.Now())
-	if err := store.CreateAdminToken(ctx, adm); err != nil {
-		t.Fatal(err)
-	}
-	return &callsignServer{url: srv.URL, admin: tok, api: api}
+	s := testserver.Start(t, httpapi.Config{})
+	return &callsignServer{url: s.URL, admin: s.Admin, api: s.API}
 }
 
 func (s *callsignServer) do(t *testing.T, method, path, body string, headers ...string) map[string]any {
