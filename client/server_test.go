@@ -61,12 +61,6 @@ func newFakeTokenServer(t *testing.T, now func() time.Time, ttl time.Duration) *
 	return f
 }
 
-func (f *fakeTokenServer) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.n
-}
-
 func TestServerTokenSource(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
