@@ -882,6 +882,7 @@ func TestCLI(t *testing.T) {
 			{"upgrade without --public", []string{"--server", s.url, "token", "upgrade"}, "--public"},
 			{"verify garbage", []string{"--server", s.url, "token", "verify", "garbage"}, "malformed"},
 			{"bad log format", []string{"serve", "--log-format", "xml", "--data", t.TempDir(), "--addr", freeAddr(t)}, "--log-format"},
+			{"second server on a data dir", []string{"serve", "--data", s.data, "--addr", freeAddr(t)}, "another callsign serve is running"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				line := h.run(nil, c.args...).failed(t)

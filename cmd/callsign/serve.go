@@ -43,6 +43,9 @@ Events sent to POST /v2/events are acknowledged once durable in the same
 store; a background job deletes them (and metric rollups) past each app's
 retention every --retention-every.
 
+One server runs on a data directory at a time (it holds a lock on
+DATA/serve.lock); other commands may use the directory meanwhile.
+
 Stop with SIGINT or SIGTERM: in-flight requests finish first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
@@ -111,6 +114,15 @@ func serve(ctx context.Context, f *serveFlags) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if f.store == "" {
+		lock, err := lockDataDir(f.data)
+		if err != nil {
+			return err
+		}
+		if lock != nil {
+			defer lock.Close()
+		}
+	}
 	store, err := openStore(ctx, f.store, f.data)
 	if err != nil {
 		return err
