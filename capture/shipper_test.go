@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/callsignhq/callsign/internal/flock"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -563,8 +563,8 @@ func TestSpoolCorruptSegments(t *testing.T) {
 // A spool directory serves one Shipper at a time: a second one is refused
 // while the first is open, and welcome once it is closed.
 func TestSpoolDirLocked(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no flock")
+	if !flock.Supported {
+		t.Skip("no flock here")
 	}
 	dir := t.TempDir()
 	opts := capture.ShipperOptions{Server: "http://127.0.0.1:1", Tokens: client.StaticToken("t"), SpoolDir: dir}

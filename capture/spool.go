@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/callsignhq/callsign/internal/flock"
 	"hash/crc32"
 	"io"
 	"os"
@@ -77,7 +78,7 @@ type segInfo struct {
 // spool is owned by the Shipper's goroutine; it is not safe for
 // concurrent use, and one directory serves one Shipper at a time (locked).
 type spool struct {
-	lock  *os.File // held while the spool is open (lockSpool)
+	lock  *os.File // held while the spool is open (nil where flock is not)
 	dir   string
 	max   int64
 	segs  []segInfo // by seq
@@ -89,9 +90,14 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("capture: spool: %w", err)
 	}
-	lock, err := lockSpool(dir)
+	// Two Shippers on one directory would replay and delete each other's
+	// segments.
+	lock, err := flock.TryLock(filepath.Join(dir, "LOCK"))
+	if errors.Is(err, flock.ErrLocked) {
+		return nil, fmt.Errorf("capture: spool directory %s is in use by another Shipper; give each Shipper its own SpoolDir", dir)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("capture: spool: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
