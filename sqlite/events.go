@@ -142,8 +142,9 @@ func valuesList(rows, cols int) string {
 // incoming is an event of a batch on its way into a block.
 type incoming struct {
 	e     *callsign.Event
-	t     int64 // µs
-	block int   // index in the batch's blocks
+	t     int64   // µs
+	h     keyHash // of its key (app, t, id)
+	block int     // index in the batch's blocks
 	dup   bool
 }
 
@@ -179,7 +180,7 @@ func (db *DB) AppendEvents(ctx context.Context, events []*callsign.Event) (calls
 	if err := ctx.Err(); err != nil {
 		return callsign.IngestResult{}, fmt.Errorf("sqlite: append events: %w", err)
 	}
-	req := newAppendRequest(events)
+	req := db.newAppendRequest(events)
 	select {
 	case db.commit.queue <- req:
 	case <-db.commit.closed:
@@ -212,9 +213,13 @@ type appendRequest struct {
 	done   chan struct{}
 }
 
-func newAppendRequest(events []*callsign.Event) *appendRequest {
+func (db *DB) newAppendRequest(events []*callsign.Event) *appendRequest {
 	r := &appendRequest{done: make(chan struct{})}
 	r.in, r.blocks = planBlocks(events)
+	for i := range r.in {
+		x := &r.in[i]
+		x.h = db.keys.hash(x.e.AppID, x.t, []byte(x.e.ID))
+	}
 	enc := newBlockEncoder()
 	r.data = make([][]byte, len(r.blocks))
 	var evs []*callsign.Event

@@ -53,7 +53,10 @@ const (
 // AppendEvents past rollupEvery pending events, and every second when the
 // oldest pending append is older than rollupMaxDelay.
 type roller struct {
-	mu    sync.Mutex // one aggregation at a time
+	mu sync.Mutex // one aggregation at a time
+	// mark is the watermark this process last read or wrote (guarded by
+	// mu): another one that differs means another process aggregated.
+	mark  int64
 	since atomic.Int64
 	// pending counts the events appended and not yet aggregated by this
 	// process (from the store's count at Open): it decides when to wake
@@ -71,6 +74,9 @@ func (db *DB) startRoller(ctx context.Context) error {
 		return fmt.Errorf("sqlite: count pending events: %w", err)
 	}
 	db.roll.pending.Store(pending)
+	if err := db.r.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&db.roll.mark); err != nil {
+		return fmt.Errorf("sqlite: read the rollup watermark: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	db.roll.kick = make(chan struct{}, 1)
 	db.roll.stop = cancel
@@ -581,8 +587,17 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 		}
 		return nil
 	})
-	if err != nil || skip {
+	if err != nil {
 		return false, skipped, err
+	}
+	if from != db.roll.mark {
+		// Another process aggregated: the keys it wrote to event_keys are
+		// not in the filter of stored keys.
+		db.roll.mark = from
+		db.rebuildStoredFilter()
+	}
+	if skip {
+		return false, skipped, nil
 	}
 	moved := false
 	err = db.tx(ctx, func(tx *sql.Tx) error {
@@ -592,6 +607,7 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 		}
 		if mark != from {
 			moved = true // by another process: read again from there
+			db.roll.mark = mark
 			return nil
 		}
 		if err := a.write(ctx, tx, &db.ev); err != nil {
@@ -600,14 +616,14 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 		_, err := tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", to)
 		return err
 	})
-	if err == nil && !moved {
+	switch {
+	case err == nil && moved:
+		db.rebuildStoredFilter() // as above
+	case err == nil:
+		db.roll.mark = to
 		db.roll.pending.Add(-int64(n))
 		// Their keys are in event_keys now.
-		hs := make([]keyHash, len(a.keys))
-		for i, k := range a.keys {
-			hs[i] = db.keys.hash(k.app, k.t, []byte(k.id))
-		}
-		db.keys.remove(hs)
+		db.keys.aggregated(a.keys)
 	}
 	return more || moved, false, err
 }

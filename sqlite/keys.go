@@ -28,16 +28,20 @@ import (
 type keyHash [2]uint64
 
 // pendingKeys is the set of the keys of events appended and not yet
-// aggregated.
+// aggregated, and a filter of the keys in event_keys.
 type pendingKeys struct {
 	seeds [2]maphash.Seed
 	mu    sync.Mutex
 	set   map[keyHash]struct{}
+	// stored answers for most new keys, without a query, that they are
+	// not in event_keys.
+	stored storedFilter
 }
 
 func (p *pendingKeys) init() {
 	p.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	p.set = make(map[keyHash]struct{})
+	p.stored.reset()
 }
 
 func (p *pendingKeys) hash(app string, t int64, id []byte) keyHash {
@@ -72,6 +76,21 @@ func (p *pendingKeys) remove(hs []keyHash) {
 		delete(p.set, h)
 	}
 	p.mu.Unlock()
+}
+
+// aggregated moves keys, now committed to event_keys, from the set to the
+// filter of stored keys.
+func (p *pendingKeys) aggregated(keys []eventKey) {
+	hs := make([]keyHash, len(keys))
+	for i, k := range keys {
+		hs[i] = p.hash(k.app, k.t, []byte(k.id))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, h := range hs {
+		p.stored.add(h, keys[i].t)
+		delete(p.set, h)
+	}
 }
 
 // loadPendingKeys fills db.keys from the blocks above the watermark.
@@ -110,10 +129,11 @@ func (db *DB) loadPendingKeys(ctx context.Context) error {
 // checkKeys marks the events of in whose key is stored, pending or
 // aggregated, as duplicates, and adds the keys of the others to the pending
 // keys: added, for the caller to remove if the append does not commit.
-// dups reports whether any event of in is a duplicate.
+// dups reports whether any event of in is a duplicate. Only the keys the
+// filter of stored keys may hold are looked up in event_keys.
 func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bool, added []keyHash, err error) {
-	todo := make([]*incoming, 0, len(in))
-	hashes := make(map[*incoming]keyHash, len(in))
+	var todo []*incoming
+	added = make([]keyHash, 0, len(in))
 	db.keys.mu.Lock()
 	for i := range in {
 		x := &in[i]
@@ -121,13 +141,15 @@ func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bo
 			dups = true // within the batch
 			continue
 		}
-		h := db.keys.hash(x.e.AppID, x.t, []byte(x.e.ID))
-		if _, ok := db.keys.set[h]; ok {
+		if _, ok := db.keys.set[x.h]; ok {
 			x.dup, dups = true, true
 			continue
 		}
-		hashes[x] = h
-		todo = append(todo, x)
+		if db.keys.stored.mayHold(x.h, x.t) {
+			todo = append(todo, x)
+		} else {
+			added = append(added, x.h)
+		}
 	}
 	db.keys.mu.Unlock()
 
@@ -170,7 +192,7 @@ func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bo
 				if found[key{x.e.AppID, x.t, x.e.ID}] {
 					x.dup, dups = true, true
 				} else {
-					added = append(added, hashes[x])
+					added = append(added, x.h)
 				}
 			}
 		}

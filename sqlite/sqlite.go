@@ -57,6 +57,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -79,6 +80,11 @@ type DB struct {
 	roll                                                          roller
 	commit                                                        committer
 	keys                                                          pendingKeys
+	// Background work besides the roller and the committer, stopped by
+	// Close.
+	bgCtx  context.Context
+	bgStop context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 var (
@@ -127,6 +133,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	r.SetConnMaxLifetime(0)
 
 	db := &DB{w: w, r: r, path: path}
+	db.bgCtx, db.bgStop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -144,6 +151,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	db.rebuildStoredFilter()
 	return db, nil
 }
 
@@ -172,6 +180,10 @@ func (db *DB) prepare(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.stopCommitter()
 	db.stopRoller()
+	if db.bgStop != nil {
+		db.bgStop()
+		db.bg.Wait()
+	}
 	var errs []error
 	for _, st := range append([]*sql.Stmt{db.secretByHash, db.adminByHash, db.appByID, db.appByPublic, db.originsOfApp}, db.ev.all()...) {
 		if st != nil {

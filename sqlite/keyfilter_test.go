@@ -1,0 +1,142 @@
+package sqlite
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/callsignhq/callsign"
+)
+
+// The filter never forgets a key it was given (no false negatives), says
+// "may hold" for about its stated rate of the others, and past its memory
+// bound drops the oldest days, whose keys it then may hold.
+func TestStoredFilter(t *testing.T) {
+	var p pendingKeys
+	p.init()
+	p.stored.ready = true
+	day := func(d int) int64 { return int64(d)*dayMicros + 12*3600e6 }
+	const n = 200_000 // three filters in a chain: 64k, 128k, 256k
+	for i := range n {
+		p.stored.add(p.hash("app", day(0)+int64(i), []byte(fmt.Sprint("ev", i))), day(0)+int64(i))
+	}
+	for i := range n {
+		if !p.stored.mayHold(p.hash("app", day(0)+int64(i), []byte(fmt.Sprint("ev", i))), day(0)+int64(i)) {
+			t.Fatalf("key %d added, not held", i)
+		}
+	}
+	fp := 0
+	for i := range n {
+		if p.stored.mayHold(p.hash("app", day(0)+int64(i), []byte(fmt.Sprint("other", i))), day(0)+int64(i)) {
+			fp++
+		}
+	}
+	// Three filters of 1% each: at most ~3%; well above 0.
+	if rate := float64(fp) / n; rate > 0.035 || rate == 0 {
+		t.Errorf("false-positive rate %.4f, want (0, 0.035]", rate)
+	}
+	// A day with no key: nothing held.
+	if p.stored.mayHold(p.hash("app", day(1), []byte("x")), day(1)) {
+		t.Error("a key of an empty day may be held")
+	}
+	// Until ready, everything may be held.
+	p.stored.ready = false
+	if !p.stored.mayHold(p.hash("app", day(1), []byte("x")), day(1)) {
+		t.Error("a key may be missing before the filter is built, but was not")
+	}
+	p.stored.ready = true
+
+	// Past the memory bound (lowered for the test): fill days 2, 3, ...
+	// until the oldest is dropped.
+	p.stored.maxBytes = 4 << 20
+	before := p.stored.bytes
+	for d := 2; p.stored.below <= day(0)/dayMicros; d++ {
+		for i := range 1 << 18 {
+			p.stored.add(keyHash{uint64(d), uint64(i)}, day(d))
+		}
+		if d > 100 {
+			t.Fatalf("no day dropped after %d bytes (from %d)", p.stored.bytes, before)
+		}
+	}
+	if p.stored.bytes > p.stored.maxBytes {
+		t.Errorf("%d bytes of filters, bound %d", p.stored.bytes, p.stored.maxBytes)
+	}
+	if !p.stored.mayHold(p.hash("app", day(0), []byte("other0")), day(0)) {
+		t.Error("a dropped day's keys must be looked up")
+	}
+}
+
+// With the filter built, an event already aggregated is still found a
+// duplicate (looked up because the filter may hold it), a new one is
+// accepted, and the filter stays built over further aggregations. When
+// another process aggregates events, the filter is built again, since it
+// lacks the keys that process stored.
+func TestDuplicatesWithStoredFilter(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Date(2025, 3, 1, 23, 59, 0, 0, time.UTC) // across a day
+	mk := func(from, to int) []*callsign.Event {
+		var evs []*callsign.Event
+		for i := from; i < to; i++ {
+			evs = append(evs, &callsign.Event{ID: fmt.Sprint("e", i), AppID: "app", Time: start.Add(time.Duration(i) * 100 * time.Millisecond), Status: 200})
+		}
+		return evs
+	}
+	waitReady := func() {
+		t.Helper()
+		for range 500 {
+			db.keys.mu.Lock()
+			ready := db.keys.stored.ready
+			db.keys.mu.Unlock()
+			if ready {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("the filter of stored keys was not built in 5 s")
+	}
+	append := func(evs []*callsign.Event, accepted int) {
+		t.Helper()
+		res, err := db.AppendEvents(ctx, evs)
+		if err != nil || res.Accepted != accepted || res.Duplicates != len(evs)-accepted {
+			t.Fatalf("AppendEvents = %+v, %v; want %d accepted of %d", res, err, accepted, len(evs))
+		}
+	}
+	append(mk(0, 1200), 1200)
+	if err := db.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	waitReady()
+	append(mk(0, 1200), 0)      // all aggregated: in event_keys only
+	append(mk(1000, 2000), 800) // half new
+	if err := db.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	append(mk(0, 2000), 0)
+
+	// Another process appends and aggregates events: this one learns it
+	// when its own aggregation finds the watermark moved.
+	other, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := other.AppendEvents(ctx, mk(5000, 5100)); err != nil || res.Accepted != 100 {
+		t.Fatalf("other AppendEvents = %+v, %v", res, err)
+	}
+	if err := other.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	append(mk(2000, 2100), 100)
+	if err := db.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	waitReady()
+	append(mk(5000, 5100), 0)
+	append(mk(0, 2100), 0)
+}
