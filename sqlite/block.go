@@ -16,7 +16,7 @@ import (
 // bound one by one through database/sql and the pure-Go SQLite, cost
 // ~6 µs per event before any index; a block costs one blob, and an event
 // in it ~0.3 µs to encode. What needs an index per event gets its own
-// narrow table: event_keys (idempotency); and listings by user, route or
+// narrow table: event_key_chunks (idempotency, many keys a row); and listings by user, route or
 // auth error read event_index, one row per value and aggregation run, not
 // per event.
 //

@@ -23,8 +23,8 @@ import (
 //     app within 10 minutes (block.go), with a monotonic seq (AUTOINCREMENT,
 //     never reused), indexed by (app, time of the last event) for listings
 //     newest first and retention.
-//   - event_keys: (app, time, id) → block, one row per event, for
-//     idempotency. Capture times grow, so its inserts land at its end.
+//   - event_key_chunks: the keys (app, time, id) of the aggregated events,
+//     for idempotency, in chunks of up to 128 keys (keys.go).
 //   - event_index: per app, kind and value (user id, client user id, API
 //     user id, auth error or route), one row per aggregation run listing
 //     the blocks of the run that hold the value, for listings filtered by
@@ -60,28 +60,20 @@ import (
 // outrun aggregation (rollupBackpressure pending events), AppendEvents
 // aggregates before it returns.
 
-// Insert chunk sizes: event keys are written by multi-row INSERTs of these
-// many rows (largest first), each a statement prepared once.
-const (
-	insertChunkL = 64
-	insertChunkM = 8
-	insertChunkS = 1
-)
-
 // eventStmts are the event store's prepared statements.
 type eventStmts struct {
-	insertKeys   [3]*sql.Stmt // insertChunkL, M and S keys (aggregation)
-	findKeys     [3]*sql.Stmt // which of insertChunkL, M or S keys are stored
-	insertBlock  *sql.Stmt
-	upsertRoute  [3]*sql.Stmt // upsertChunkL, M and S rollup rows
-	upsertUser   [3]*sql.Stmt
-	insertIndex  [3]*sql.Stmt // event_index rows
-	readPending  *sql.Stmt    // on the readers: blocks above the watermark
-	pendingCount *sql.Stmt    // on the readers
+	insertKeyChunks [3]*sql.Stmt // upsertChunkL, M and S key chunks (aggregation)
+	findKeyChunks   *sql.Stmt    // findKeyChunksSQL
+	insertBlock     *sql.Stmt
+	upsertRoute     [3]*sql.Stmt // upsertChunkL, M and S rollup rows
+	upsertUser      [3]*sql.Stmt
+	insertIndex     [3]*sql.Stmt // event_index rows
+	readPending     *sql.Stmt    // on the readers: blocks above the watermark
+	pendingCount    *sql.Stmt    // on the readers
 }
 
 func (s *eventStmts) all() []*sql.Stmt {
-	return slices.Concat(s.insertKeys[:], s.findKeys[:], s.upsertRoute[:], s.upsertUser[:], s.insertIndex[:],
+	return slices.Concat(s.insertKeyChunks[:], []*sql.Stmt{s.findKeyChunks}, s.upsertRoute[:], s.upsertUser[:], s.insertIndex[:],
 		[]*sql.Stmt{s.insertBlock, s.readPending, s.pendingCount})
 }
 
@@ -92,19 +84,15 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 		q    string
 	}
 	var ps []p
-	for i, n := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
-		ps = append(ps, p{&db.ev.insertKeys[i], db.w, "INSERT INTO event_keys (app_id, time, id) VALUES " +
-			valuesList(n, 3) + " ON CONFLICT (app_id, time, id) DO NOTHING"})
-		ps = append(ps, p{&db.ev.findKeys[i], db.w, "SELECT app_id, time, id FROM event_keys WHERE (app_id, time, id) IN (VALUES " +
-			valuesList(n, 3) + ")"})
-	}
 	for i, n := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
+		ps = append(ps, p{&db.ev.insertKeyChunks[i], db.w, "INSERT INTO event_key_chunks (app_id, tmin, tmax, keys) VALUES " + valuesList(n, 4)})
 		ps = append(ps, p{&db.ev.upsertRoute[i], db.w, upsertSQL("event_rollups_route", "route, status_class, auth_error", 3, n)})
 		ps = append(ps, p{&db.ev.upsertUser[i], db.w, upsertSQL("event_rollups_user", "user_id, company_id", 2, n)})
 		ps = append(ps, p{&db.ev.insertIndex[i], db.w, "INSERT INTO event_index (app_id, kind, value, tmax, first, last, tmin, blocks) VALUES " +
 			valuesList(n, 8)})
 	}
 	ps = append(ps,
+		p{&db.ev.findKeyChunks, db.w, findKeyChunksSQL},
 		p{&db.ev.insertBlock, db.w, "INSERT INTO event_blocks (seq, app_id, tmin, tmax, n, data) VALUES (?, ?, ?, ?, ?, ?)"},
 		p{&db.ev.readPending, db.r, "SELECT seq, app_id, tmin, tmax, data FROM event_blocks WHERE seq > ? ORDER BY seq"},
 		p{&db.ev.pendingCount, db.r, pendingSQL},
@@ -737,13 +725,22 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, appID string, t, rollupsBe
 	}
 	var deleted int64
 	if !t.IsZero() {
+		before := ceilMicros(t)
 		for {
-			n, more, err := db.deleteEventsChunk(ctx, appID, ceilMicros(t))
+			n, more, keysUpTo, err := db.deleteEventsChunk(ctx, appID, before)
 			deleted += n
 			if err != nil {
 				return deleted, fmt.Errorf("sqlite: delete events: %w", err)
 			}
 			if !more {
+				// Their keys last: a key without its event only makes a
+				// retry of it a duplicate; an event without its key could
+				// be counted twice. Chunks written after the events were
+				// deleted may hold the keys of late events aggregated
+				// since, not deleted: they are left alone.
+				if err := db.deleteKeys(ctx, appID, before, keysUpTo); err != nil {
+					return deleted, fmt.Errorf("sqlite: delete event keys: %w", err)
+				}
 				break
 			}
 		}
@@ -777,7 +774,7 @@ const deleteChunk = 5000
 // appended with old events since the caller's roll-up waits for the next
 // run rather than being lost to the rollups. more reports whether another
 // chunk may follow.
-func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (n int64, more bool, err error) {
+func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (n int64, more bool, keysUpTo int64, err error) {
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		// A block spans at most blockMaxSpan, so the blocks with a first
 		// event before the cutoff have their last before cutoff + span.
@@ -828,20 +825,19 @@ func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		delKey, err := tx.PrepareContext(ctx, "DELETE FROM event_keys WHERE app_id = ? AND time = ? AND id = ?")
-		if err != nil {
-			return err
+		if !more {
+			// Every aggregated event before the cutoff is deleted once
+			// this commits: so may be the keys of the chunks written so
+			// far (the key chunk ids are never reused).
+			err := tx.QueryRowContext(ctx, "SELECT ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_key_chunks'), 0)").Scan(&keysUpTo)
+			if err != nil {
+				return err
+			}
 		}
-		defer delKey.Close()
 		// The blocks to take out of each value's event_index rows.
 		gone := map[indexKey][]int64{}
 		enc := newBlockEncoder()
 		for _, v := range vs {
-			for _, e := range v.old {
-				if _, err := delKey.ExecContext(ctx, app, e.Time.UnixMicro(), e.ID); err != nil {
-					return err
-				}
-			}
 			keep := indexValues(v.kept)
 			for kv := range indexValues(v.old) {
 				if _, ok := keep[kv]; !ok {
@@ -862,9 +858,68 @@ func (db *DB) deleteEventsChunk(ctx context.Context, app string, before int64) (
 		return unindex(ctx, tx, app, gone)
 	})
 	if err != nil {
-		return 0, false, err
+		return 0, false, 0, err
 	}
-	return n, more, nil
+	return n, more, keysUpTo, nil
+}
+
+// deleteKeys deletes the app's keys with time < before (µs) from the key
+// chunks with id <= upTo: whole chunks before the cutoff, in transactions
+// of deleteChunk chunks, then the chunks that straddle it, rewritten with
+// their newer keys. Their events are deleted: see DeleteEventsBefore.
+func (db *DB) deleteKeys(ctx context.Context, app string, before, upTo int64) error {
+	_, err := db.deleteChunks(ctx, `DELETE FROM event_key_chunks WHERE id IN (SELECT id FROM event_key_chunks
+		WHERE app_id = ? AND tmax < ? AND id <= ? LIMIT ?)`, app, before, upTo)
+	if err != nil {
+		return err
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, tmin, keys FROM event_key_chunks
+			WHERE app_id = ? AND tmax >= ? AND tmax <= ? AND tmin < ? AND id <= ?`, app, before, sat(before, keyChunkSpan), before, upTo)
+		if err != nil {
+			return err
+		}
+		type chunk struct {
+			id   int64
+			keep []eventKey
+		}
+		var cs []chunk
+		for rows.Next() {
+			var c chunk
+			var tmin int64
+			var b sql.RawBytes
+			if err := rows.Scan(&c.id, &tmin, &b); err != nil {
+				rows.Close()
+				return err
+			}
+			err := decodeKeyChunk(b, tmin, func(t int64, id []byte) {
+				if t >= before {
+					c.keep = append(c.keep, eventKey{app, t, string(id)})
+				}
+			})
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("key chunk %d: %w", c.id, err)
+			}
+			cs = append(cs, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if len(c.keep) == 0 { // cannot be: tmax >= before
+				_, err = tx.ExecContext(ctx, "DELETE FROM event_key_chunks WHERE id = ?", c.id)
+			} else {
+				_, err = tx.ExecContext(ctx, "UPDATE event_key_chunks SET tmin = ?, keys = ? WHERE id = ?",
+					c.keep[0].t, appendKeyChunk(nil, c.keep), c.id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // unindex takes blocks out of the event_index rows of values: gone maps a

@@ -57,18 +57,22 @@ func TestEventsQueryPlans(t *testing.T) {
 	}
 }
 
-// The duplicate check reads event_keys by its primary key.
-func TestFindKeysPlan(t *testing.T) {
+// The duplicate check reads a bounded range of the key chunks' index
+// (tmax within keyChunkSpan of the key's time), filtering on tmin in the
+// index; retention reads the chunks before a cutoff by the same index.
+func TestKeyChunkPlans(t *testing.T) {
 	db, err := Open(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	args := []any{"app", int64(1), "e1", "app", int64(2), "e2", "app", int64(3), "e3", "app", int64(4), "e4",
-		"app", int64(5), "e5", "app", int64(6), "e6", "app", int64(7), "e7", "app", int64(8), "e8"}
-	plan := explain(t, db, "SELECT app_id, time, id FROM event_keys WHERE (app_id, time, id) IN (VALUES "+valuesList(insertChunkM, 3)+")", args)
-	if !strings.Contains(plan, "SEARCH event_keys USING PRIMARY KEY (app_id=? AND time=? AND id=?)") || strings.Contains(plan, "SCAN event_keys") {
-		t.Errorf("plan:\n%s\nwant primary key lookups", plan)
+	const want = "SEARCH event_key_chunks USING INDEX event_key_chunks_app_tmax (app_id=? AND tmax>? AND tmax<?)"
+	if plan := explain(t, db, findKeyChunksSQL, []any{"app", int64(1000), int64(11000)}); !strings.HasPrefix(plan, want) || strings.Contains(plan, "SCAN") {
+		t.Errorf("plan:\n%s\nwant %s", plan, want)
+	}
+	const before = "SEARCH event_key_chunks USING COVERING INDEX event_key_chunks_app_tmax (app_id=? AND tmax<?)"
+	if plan := explain(t, db, "SELECT id FROM event_key_chunks WHERE app_id = ? AND tmax < ? AND id <= ? LIMIT ?", []any{"app", int64(1000), int64(5), 10}); !strings.HasPrefix(plan, before) {
+		t.Errorf("plan:\n%s\nwant %s", plan, before)
 	}
 }
 

@@ -267,11 +267,11 @@ type aggregator struct {
 	index map[valueKey]*indexRun
 	// blockValues are the event_index values of the current block.
 	blockValues map[indexKey]struct{}
-	// keys are the idempotency keys of the events, for event_keys.
+	// keys are the idempotency keys of the events, for event_key_chunks.
 	keys []eventKey
 }
 
-// eventKey is a row of event_keys.
+// eventKey is an idempotency key.
 type eventKey struct {
 	app string
 	t   int64
@@ -474,9 +474,22 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 		return err
 	}
 	slices.SortFunc(a.keys, cmpEventKey)
-	err = upsertChunks(ctx, tx, ev.insertKeys, len(a.keys), func(args []any, i int) []any {
-		k := a.keys[i]
-		return append(args, k.app, k.t, k.id)
+	type keyChunk struct {
+		app        string
+		tmin, tmax int64
+		data       []byte
+	}
+	var chunks []keyChunk
+	var buf []byte // one allocation for all the chunks
+	keyChunks(a.keys, func(c []eventKey) error {
+		n := len(buf)
+		buf = appendKeyChunk(buf, c)
+		chunks = append(chunks, keyChunk{c[0].app, c[0].t, c[len(c)-1].t, buf[n:len(buf):len(buf)]})
+		return nil
+	})
+	err = upsertChunks(ctx, tx, ev.insertKeyChunks, len(chunks), func(args []any, i int) []any {
+		c := chunks[i]
+		return append(args, c.app, c.tmin, c.tmax, c.data)
 	})
 	if err != nil {
 		return err
@@ -591,7 +604,7 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 		return false, skipped, err
 	}
 	if from != db.roll.mark {
-		// Another process aggregated: the keys it wrote to event_keys are
+		// Another process aggregated: the keys it wrote to event_key_chunks are
 		// not in the filter of stored keys.
 		db.roll.mark = from
 		db.rebuildStoredFilter()
@@ -622,7 +635,7 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 	case err == nil:
 		db.roll.mark = to
 		db.roll.pending.Add(-int64(n))
-		// Their keys are in event_keys now.
+		// Their keys are in event_key_chunks now.
 		db.keys.aggregated(a.keys)
 	}
 	return more || moved, false, err

@@ -10,36 +10,36 @@ import (
 )
 
 // The filter of stored keys. Looking each new event's key up in event_keys
-// took a third of the writer's time (~1.5 µs per event: a query per 64
+// took a third of the writer's time (as a row per key) (~1.5 µs per event: a query per 64
 // events, and a B-tree probe per key); nearly every key is new. A Bloom
-// filter of the keys in event_keys answers "not stored" for all but about
+// filter of the stored keys answers "not stored" for all but about
 // 1% of the new keys; those, and every retried event, are looked up.
 //
-// The filter is built from event_keys in the background after Open (until
+// The filter is built from event_key_chunks in the background after Open (until
 // then every key is looked up), and the aggregation adds the keys it
-// commits. It is split by UTC day of the event time, each day a chain of
-// filters of growing capacity, so that a day of few events costs little
-// and the days retention emptied can be dropped. It holds about 1.2 bytes
-// per stored event; past storedFilterMaxBytes the oldest days are dropped,
-// and their keys looked up again.
+// commits. It is split by UTC day of the event time, so that the days
+// retention emptied can be dropped. A day's first filter is sized for the
+// events the store holds of that day (at a build) or for as many as the
+// day before it had; when it fills up, another of twice its capacity
+// follows it, so that a key is tested against few filters. The filters hold
+// about 1.2 bytes per stored event; past storedFilterMaxBytes the oldest
+// days are dropped, and their keys looked up again.
 
 const (
 	// storedFilterFP is the false-positive rate of each filter.
 	storedFilterFP = 0.01
-	// storedFilterFirst and storedFilterMax are the capacities (in keys)
-	// of the first filter of a day and of the largest.
+	// storedFilterFirst is the least capacity (in keys) of a filter.
 	storedFilterFirst = 1 << 16
-	storedFilterMax   = 1 << 20
-	// storedFilterMaxBytes bounds the filters' memory: ~128 MiB, about 110
+	// storedFilterMaxBytes bounds the filters' memory: 128 MiB, about 110
 	// million stored events.
 	storedFilterMaxBytes = 128 << 20
 	dayMicros            = 86400e6
 )
 
-// storedFilter is a filter of the keys in event_keys. Its owner
+// storedFilter is a filter of the keys in event_key_chunks. Its owner
 // (pendingKeys) guards it with its mutex.
 type storedFilter struct {
-	// ready: every key in event_keys has been added (the build finished).
+	// ready: every stored key has been added (the build finished).
 	ready bool
 	// gen counts resets: a build started before one stops.
 	gen   int
@@ -57,6 +57,7 @@ type storedFilter struct {
 type dayFilter struct {
 	chain    []*bloom.BloomFilter
 	n, limit uint // keys in the last filter, and its capacity
+	total    uint // keys added
 }
 
 // reset empties the filter, not ready until a build finishes.
@@ -68,7 +69,7 @@ func (f *storedFilter) reset() {
 	f.below = -1 << 62
 }
 
-// mayHold reports whether key h, of an event at t µs, may be in event_keys.
+// mayHold reports whether key h, of an event at t µs, may be stored.
 func (f *storedFilter) mayHold(h keyHash, t int64) bool {
 	day := floorDiv(t, dayMicros)
 	if !f.ready || day < f.below {
@@ -95,25 +96,53 @@ func (f *storedFilter) add(h keyHash, t int64) {
 	}
 	d := f.days[day]
 	if d == nil {
-		d = &dayFilter{}
-		f.days[day] = d
-	}
-	if d.n == d.limit {
-		d.limit = min(uint(storedFilterFirst)<<len(d.chain), storedFilterMax)
-		bf := bloom.NewWithEstimates(d.limit, storedFilterFP)
-		d.chain = append(d.chain, bf)
-		d.n = 0
-		f.bytes += int(bf.Cap() / 8)
-		for f.bytes > f.maxBytes && len(f.days) > 1 {
-			f.dropOldest()
-		}
-		if day < f.below {
+		d = f.newDay(day, 0)
+		if d == nil {
 			return // dropped itself: the oldest day
 		}
+	}
+	if d.n == d.limit && !f.grow(day, d, 2*d.limit) {
+		return // dropped itself: the oldest day
 	}
 	b := h.bytes()
 	d.chain[len(d.chain)-1].Add(b[:])
 	d.n++
+	d.total++
+}
+
+// newDay adds day's filter, sized for n keys, or for as many as the latest
+// day before it has when n is 0; nil if it was dropped at once to bound
+// the memory (it is the oldest day).
+func (f *storedFilter) newDay(day int64, n uint) *dayFilter {
+	if n == 0 {
+		latest := int64(-1 << 63)
+		for dd, d := range f.days {
+			if dd < day && dd > latest {
+				latest, n = dd, d.total
+			}
+		}
+	}
+	d := &dayFilter{}
+	f.days[day] = d
+	if !f.grow(day, d, n+n/8) {
+		return nil
+	}
+	return d
+}
+
+// grow starts a new filter of capacity n (at least storedFilterFirst, at
+// most half the memory bound) in day's chain d, and drops the oldest days
+// past the memory bound; false if day itself was dropped.
+func (f *storedFilter) grow(day int64, d *dayFilter, n uint) bool {
+	d.limit = min(max(n, storedFilterFirst), uint(f.maxBytes)*8/10/2)
+	bf := bloom.NewWithEstimates(d.limit, storedFilterFP)
+	d.chain = append(d.chain, bf)
+	d.n = 0
+	f.bytes += int(bf.Cap() / 8)
+	for f.bytes > f.maxBytes && len(f.days) > 1 {
+		f.dropOldest()
+	}
+	return day >= f.below
 }
 
 // dropOldest drops the oldest day held.
@@ -150,7 +179,7 @@ func (db *DB) rebuildStoredFilter() {
 	})
 }
 
-// buildStoredFilter adds every key in event_keys to the filter, and marks
+// buildStoredFilter adds every stored key to the filter, and marks
 // it ready, unless it is reset (past generation gen) meanwhile or ctx
 // ends. The aggregations that commit meanwhile add their keys themselves.
 func (db *DB) buildStoredFilter(ctx context.Context, gen int) error {
@@ -175,22 +204,59 @@ func (db *DB) buildStoredFilter(ctx context.Context, gen int) error {
 		return true
 	}
 	err := db.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT app_id, time, id FROM event_keys")
+		// Each day's first filter sized for the events of that day.
+		rows, err := tx.QueryContext(ctx, "SELECT tmin / 86400000000, sum(n) FROM event_blocks GROUP BY 1")
+		if err != nil {
+			return err
+		}
+		sizes := map[int64]uint{}
+		for rows.Next() {
+			var day, n int64
+			if err := rows.Scan(&day, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			sizes[day] = uint(max(n, 0))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		if p.stored.gen == gen {
+			for day, n := range sizes {
+				if p.stored.days[day] == nil && day >= p.stored.below {
+					p.stored.newDay(day, n)
+				}
+			}
+		}
+		p.mu.Unlock()
+
+		rows, err = tx.QueryContext(ctx, "SELECT id, app_id, tmin, keys FROM event_key_chunks")
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		var app string
-		var t int64
-		var id sql.RawBytes
-		for rows.Next() {
-			if err := rows.Scan(&app, &t, &id); err != nil {
+		var id, tmin int64
+		var keys sql.RawBytes
+		reset := false
+		for rows.Next() && !reset {
+			if err := rows.Scan(&id, &app, &tmin, &keys); err != nil {
 				return err
 			}
-			buf = append(buf, pending{p.hash(app, t, id), t})
-			if len(buf) == batch && !flush() {
-				return nil
+			err := decodeKeyChunk(keys, tmin, func(t int64, kid []byte) {
+				buf = append(buf, pending{p.hash(app, t, kid), t})
+				if len(buf) >= batch && !reset {
+					reset = !flush()
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("key chunk %d: %w", id, err)
 			}
+		}
+		if reset {
+			return nil
 		}
 		return rows.Err()
 	})

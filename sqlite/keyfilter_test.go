@@ -36,12 +36,20 @@ func TestStoredFilter(t *testing.T) {
 		t.Errorf("false-positive rate %.4f, want (0, 0.035]", rate)
 	}
 	// A day with no key: nothing held.
-	if p.stored.mayHold(p.hash("app", day(1), []byte("x")), day(1)) {
+	if p.stored.mayHold(p.hash("app", day(5), []byte("x")), day(5)) {
 		t.Error("a key of an empty day may be held")
+	}
+	// The next day's first filter is sized for as many keys as day 0 had:
+	// its keys are tested against one filter.
+	for i := range n {
+		p.stored.add(keyHash{1, uint64(i)}, day(1)+int64(i))
+	}
+	if c := len(p.stored.days[1].chain); c != 1 {
+		t.Errorf("day 1 has %d filters, want 1 sized for day 0's %d keys", c, n)
 	}
 	// Until ready, everything may be held.
 	p.stored.ready = false
-	if !p.stored.mayHold(p.hash("app", day(1), []byte("x")), day(1)) {
+	if !p.stored.mayHold(p.hash("app", day(5), []byte("x")), day(5)) {
 		t.Error("a key may be missing before the filter is built, but was not")
 	}
 	p.stored.ready = true
@@ -112,7 +120,7 @@ func TestDuplicatesWithStoredFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReady()
-	append(mk(0, 1200), 0)      // all aggregated: in event_keys only
+	append(mk(0, 1200), 0)      // all aggregated: in event_key_chunks only
 	append(mk(1000, 2000), 800) // half new
 	if err := db.rollUp(ctx, 1, rollupChunk); err != nil {
 		t.Fatal(err)

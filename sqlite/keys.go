@@ -4,24 +4,134 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
+
+	"github.com/callsignhq/callsign"
 )
 
-// Idempotency keys. event_keys holds the key (app, time, id) of every
-// aggregated event; the keys of the events in blocks above the watermark
-// are held in memory (pendingKeys), built again from those blocks at Open,
-// and written to event_keys by the aggregation that rolls their blocks up,
-// sorted, many at a time.
+// Idempotency keys. event_key_chunks holds the key (app, time, id) of every
+// aggregated event, in chunks (migrations/0004_event_key_chunks.sql); the
+// keys of the events in blocks above the watermark are held in memory
+// (pendingKeys), built again from those blocks at Open, and written to
+// event_key_chunks by the aggregation that rolls their blocks up, sorted,
+// many at a time. A filter of the stored keys (keyfilter.go) spares the
+// lookup of nearly every new key.
 //
 // Why not insert each key with its event: batches from many concurrent
 // sources cover the same recent seconds, so their keys interleave in
-// (app, time, id) order, and each append dirtied a leaf page of the key
+// (app, time, id) order, and each append dirtied a leaf page of a key
 // table per event or so (4 KiB of WAL per event; the key inserts took
 // ~5 µs per event through the HTTP endpoint against ~1.2 µs for one
-// source's monotonic times). An append now only reads the key table, and
-// the aggregation writes each leaf page once per run.
+// source's monotonic times). An append now only reads the stored keys,
+// and the aggregation writes a row per chunk.
+
+// Key chunks: up to keyChunkMax keys of one app, sorted by (time, id),
+// each within keyChunkSpan µs of the first. The span bounds the index
+// range a lookup reads (the chunks whose last key is at most keyChunkSpan
+// after the key's time), whatever the rate; at high rates chunks are full,
+// at low rates they hold a few keys each.
+const (
+	keyChunkMax  = 128
+	keyChunkSpan = 10_000
+)
+
+// errCorruptKeyChunk reports a key chunk that does not decode.
+var errCorruptKeyChunk = errors.New("corrupt key chunk")
+
+// appendKeyChunk appends the encoding of keys, of one app, sorted by time
+// and at most keyChunkMax, to b: per key, the uvarint time delta from the
+// previous key (the first from tmin, its own time: 0), then the uvarint
+// length of the id and the id.
+func appendKeyChunk(b []byte, keys []eventKey) []byte {
+	prev := keys[0].t
+	for _, k := range keys {
+		b = binary.AppendUvarint(b, uint64(k.t-prev))
+		b = binary.AppendUvarint(b, uint64(len(k.id)))
+		b = append(b, k.id...)
+		prev = k.t
+	}
+	return b
+}
+
+// decodeKeyChunk calls fn with each key of chunk b, whose first key is at
+// tmin, in order; the id is valid during the call only. It returns
+// errCorruptKeyChunk, having called fn with the keys before the fault, if
+// b does not decode: a truncated varint, an id longer than
+// callsign.MaxEventIDLen or past the end, a time that overflows, or more
+// than keyChunkMax keys.
+func decodeKeyChunk(b []byte, tmin int64, fn func(t int64, id []byte)) error {
+	t := tmin
+	for n := 0; len(b) > 0; n++ {
+		d, k := binary.Uvarint(b)
+		if k <= 0 || n == keyChunkMax || d > uint64(math.MaxInt64-t) {
+			return errCorruptKeyChunk
+		}
+		b = b[k:]
+		t += int64(d)
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > callsign.MaxEventIDLen || l > uint64(len(b)-k) {
+			return errCorruptKeyChunk
+		}
+		fn(t, b[k:k+int(l)])
+		b = b[k+int(l):]
+	}
+	return nil
+}
+
+// keyChunks cuts keys, sorted, into chunks and calls fn with each.
+func keyChunks(keys []eventKey, fn func(chunk []eventKey) error) error {
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && hi-lo < keyChunkMax && keys[hi].app == keys[lo].app && keys[hi].t-keys[lo].t <= keyChunkSpan {
+			hi++
+		}
+		if err := fn(keys[lo:hi]); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// convertEventKeys is the code of migration 4: it moves the keys of
+// event_keys, a row per key, into event_key_chunks, and drops event_keys.
+func convertEventKeys(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, "SELECT app_id, time, id FROM event_keys ORDER BY app_id, time, id")
+	if err != nil {
+		return err
+	}
+	var keys []eventKey
+	for rows.Next() {
+		var k eventKey
+		if err := rows.Scan(&k.app, &k.t, &k.id); err != nil {
+			rows.Close()
+			return err
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO event_key_chunks (app_id, tmin, tmax, keys) VALUES (?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	err = keyChunks(keys, func(c []eventKey) error {
+		_, err := ins.ExecContext(ctx, c[0].app, c[0].t, c[len(c)-1].t, appendKeyChunk(nil, c))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, "DROP TABLE event_keys")
+	return err
+}
 
 // keyHash identifies a key in memory: 128 bits of two independently seeded
 // hashes, so that two distinct keys collide with probability ~2⁻¹²⁸.
@@ -130,7 +240,7 @@ func (db *DB) loadPendingKeys(ctx context.Context) error {
 // aggregated, as duplicates, and adds the keys of the others to the pending
 // keys: added, for the caller to remove if the append does not commit.
 // dups reports whether any event of in is a duplicate. Only the keys the
-// filter of stored keys may hold are looked up in event_keys.
+// filter of stored keys may hold are looked up in event_key_chunks.
 func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bool, added []keyHash, err error) {
 	var todo []*incoming
 	added = make([]keyHash, 0, len(in))
@@ -153,50 +263,54 @@ func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bo
 	}
 	db.keys.mu.Unlock()
 
-	type key struct {
-		app string
-		t   int64
-		id  string
-	}
-	args := make([]any, 0, min(len(todo), insertChunkL)*3)
-	for i, size := range [3]int{insertChunkL, insertChunkM, insertChunkS} {
-		if len(todo) < size {
-			continue
-		}
-		st := tx.StmtContext(ctx, db.ev.findKeys[i])
-		for len(todo) >= size {
-			chunk := todo[:size]
-			todo = todo[size:]
-			args = args[:0]
-			for _, x := range chunk {
-				args = append(args, x.e.AppID, x.t, x.e.ID)
-			}
-			rows, err := st.QueryContext(ctx, args...)
-			if err != nil {
+	if len(todo) > 0 {
+		// The chunks that may hold a key, each decoded once.
+		st := tx.StmtContext(ctx, db.ev.findKeyChunks)
+		read := map[int64]bool{}
+		stored := map[eventKey]bool{}
+		for _, x := range todo {
+			if err := readKeyChunks(ctx, st, x.e.AppID, x.t, read, stored); err != nil {
 				return false, nil, err
 			}
-			found := map[key]bool{}
-			for rows.Next() {
-				var k key
-				if err := rows.Scan(&k.app, &k.t, &k.id); err != nil {
-					rows.Close()
-					return false, nil, err
-				}
-				found[k] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return false, nil, err
-			}
-			for _, x := range chunk {
-				if found[key{x.e.AppID, x.t, x.e.ID}] {
-					x.dup, dups = true, true
-				} else {
-					added = append(added, x.h)
-				}
+			if stored[eventKey{x.e.AppID, x.t, x.e.ID}] {
+				x.dup, dups = true, true
+			} else {
+				added = append(added, x.h)
 			}
 		}
 	}
 	db.keys.add(added)
 	return dups, added, nil
+}
+
+// findKeyChunksSQL selects the chunks of app ?1 that may hold a key at ?2:
+// its tmax in [?2, ?3], ?3 being ?2 + keyChunkSpan, its tmin <= ?2.
+const findKeyChunksSQL = "SELECT id, tmin, keys FROM event_key_chunks WHERE app_id = ?1 AND tmax >= ?2 AND tmax <= ?3 AND tmin <= ?2"
+
+// readKeyChunks adds to stored the keys of the chunks of app that may hold
+// a key at t, unless read already (read is keyed by chunk id).
+func readKeyChunks(ctx context.Context, st *sql.Stmt, app string, t int64, read map[int64]bool, stored map[eventKey]bool) error {
+	rows, err := st.QueryContext(ctx, app, t, sat(t, keyChunkSpan))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, tmin int64
+		var b sql.RawBytes
+		if err := rows.Scan(&id, &tmin, &b); err != nil {
+			return err
+		}
+		if read[id] {
+			continue
+		}
+		read[id] = true
+		err := decodeKeyChunk(b, tmin, func(t int64, kid []byte) {
+			stored[eventKey{app, t, string(kid)}] = true
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: key chunk %d: %w", id, err)
+		}
+	}
+	return rows.Err()
 }

@@ -221,6 +221,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
+			if post := migrationCode[v]; post != nil {
+				if err := post(ctx, tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
 			return err
 		})
@@ -229,6 +234,12 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// migrationCode is the part of a migration that SQL alone cannot do, run
+// after its SQL in its transaction.
+var migrationCode = map[int]func(context.Context, *sql.Tx) error{
+	4: convertEventKeys,
 }
 
 // readTx runs fn in a read-only transaction on the readers: one snapshot.
