@@ -480,7 +480,11 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 		data       []byte
 	}
 	var chunks []keyChunk
-	var buf []byte // one allocation for all the chunks
+	size := 0
+	for _, k := range a.keys {
+		size += len(k.id) + 4 // a time delta and a length take ~3 bytes
+	}
+	buf := make([]byte, 0, size) // one allocation for all the chunks
 	keyChunks(a.keys, func(c []eventKey) error {
 		n := len(buf)
 		buf = appendKeyChunk(buf, c)

@@ -28,8 +28,11 @@ import (
 const (
 	// storedFilterFP is the false-positive rate of each filter.
 	storedFilterFP = 0.01
-	// storedFilterFirst is the least capacity (in keys) of a filter.
+	// storedFilterFirst is the least capacity (in keys) of a filter, and
+	// storedFilterNew that of the first filter of a day when no day
+	// before it is held: ~300 KB.
 	storedFilterFirst = 1 << 16
+	storedFilterNew   = 1 << 18
 	// storedFilterMaxBytes bounds the filters' memory: 128 MiB, about 110
 	// million stored events.
 	storedFilterMaxBytes = 128 << 20
@@ -121,6 +124,9 @@ func (f *storedFilter) newDay(day int64, n uint) *dayFilter {
 				latest, n = dd, d.total
 			}
 		}
+	}
+	if n == 0 {
+		n = storedFilterNew
 	}
 	d := &dayFilter{}
 	f.days[day] = d
