@@ -67,13 +67,15 @@ type eventStmts struct {
 	insertBlock     *sql.Stmt
 	upsertRoute     [3]*sql.Stmt // upsertChunkL, M and S rollup rows
 	upsertUser      [3]*sql.Stmt
+	storedRoute     [3]*sql.Stmt // the stored rows among upsertChunkL, M and S (readers)
+	storedUser      [3]*sql.Stmt
 	insertIndex     [3]*sql.Stmt // event_index rows
 	readPending     *sql.Stmt    // on the readers: blocks above the watermark
 	pendingCount    *sql.Stmt    // on the readers
 }
 
 func (s *eventStmts) all() []*sql.Stmt {
-	return slices.Concat(s.insertKeyChunks[:], []*sql.Stmt{s.findKeyChunks}, s.upsertRoute[:], s.upsertUser[:], s.insertIndex[:],
+	return slices.Concat(s.insertKeyChunks[:], []*sql.Stmt{s.findKeyChunks}, s.upsertRoute[:], s.upsertUser[:], s.storedRoute[:], s.storedUser[:], s.insertIndex[:],
 		[]*sql.Stmt{s.insertBlock, s.readPending, s.pendingCount})
 }
 
@@ -88,6 +90,8 @@ func (db *DB) prepareEvents(ctx context.Context) error {
 		ps = append(ps, p{&db.ev.insertKeyChunks[i], db.w, "INSERT INTO event_key_chunks (app_id, tmin, tmax, keys) VALUES " + valuesList(n, 4)})
 		ps = append(ps, p{&db.ev.upsertRoute[i], db.w, upsertSQL("event_rollups_route", "route, status_class, auth_error", 3, n)})
 		ps = append(ps, p{&db.ev.upsertUser[i], db.w, upsertSQL("event_rollups_user", "user_id, company_id", 2, n)})
+		ps = append(ps, p{&db.ev.storedRoute[i], db.r, storedSQL("event_rollups_route", "route, status_class, auth_error", 3, n)})
+		ps = append(ps, p{&db.ev.storedUser[i], db.r, storedSQL("event_rollups_user", "user_id, company_id", 2, n)})
 		ps = append(ps, p{&db.ev.insertIndex[i], db.w, "INSERT INTO event_index (app_id, kind, value, tmax, first, last, tmin, blocks) VALUES " +
 			valuesList(n, 8)})
 	}
@@ -751,8 +755,12 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, appID string, t, rollupsBe
 		end := floorDiv(rollupsBefore.UnixMicro(), 1e6)
 		for _, r := range []rollupTable{routeRollups, userRollups} {
 			for _, span := range r.spans {
+				// Not while an aggregation is under way: it read the rows
+				// it will write back, merged (aggregator.prepare).
+				db.roll.mu.Lock()
 				_, err := db.deleteChunks(ctx, "DELETE FROM "+r.name+" WHERE ("+r.pk+") IN (SELECT "+r.pk+" FROM "+r.name+
 					" WHERE app_id = ? AND span = ? AND bucket <= ? LIMIT ?)", appID, span, end-span)
+				db.roll.mu.Unlock()
 				if err != nil {
 					return deleted, fmt.Errorf("sqlite: delete rollups: %w", err)
 				}

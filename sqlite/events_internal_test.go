@@ -76,6 +76,34 @@ func TestKeyChunkPlans(t *testing.T) {
 	}
 }
 
+// The aggregation reads the stored rollup rows it merges into by primary
+// key.
+func TestStoredRollupPlans(t *testing.T) {
+	db, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var route, user []any
+	for i := range upsertChunkM {
+		route = append(route, "app", int64(60), int64(i*60), "GET /r", int64(2), "")
+		user = append(user, "app", int64(3600), int64(0), fmt.Sprint("u", i), "c")
+	}
+	for _, tc := range []struct {
+		q, want string
+		args    []any
+	}{
+		{storedSQL("event_rollups_route", "route, status_class, auth_error", 3, upsertChunkM),
+			"SEARCH event_rollups_route USING PRIMARY KEY (app_id=? AND span=? AND bucket=? AND route=? AND status_class=? AND auth_error=?)", route},
+		{storedSQL("event_rollups_user", "user_id, company_id", 2, upsertChunkM),
+			"SEARCH event_rollups_user USING PRIMARY KEY (app_id=? AND span=? AND bucket=? AND user_id=? AND company_id=?)", user},
+	} {
+		if plan := explain(t, db, tc.q, tc.args); !strings.Contains(plan, tc.want) || strings.Contains(plan, "SCAN event_rollups") {
+			t.Errorf("plan:\n%s\nwant %s", plan, tc.want)
+		}
+	}
+}
+
 func explain(t *testing.T, db *DB, q string, args []any) string {
 	t.Helper()
 	rows, err := db.r.Query("EXPLAIN QUERY PLAN "+q, args...)

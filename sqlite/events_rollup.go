@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -17,7 +16,6 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/DataDog/sketches-go/ddsketch/store"
-	sqlitedrv "modernc.org/sqlite"
 )
 
 // SketchRelativeAccuracy is the relative accuracy of the latency sketches:
@@ -163,34 +161,21 @@ const (
 	upsertChunkS = 1
 )
 
-// sketchMergeFunc is the SQL function that merges two encoded sketches; the
-// rollup upserts use it to add a new aggregate to a stored one.
-const sketchMergeFunc = "callsign_sketch_merge"
-
-func init() {
-	sqlitedrv.MustRegisterDeterministicScalarFunction(sketchMergeFunc, 2, mergeSketchesSQL)
-}
-
-func mergeSketchesSQL(_ *sqlitedrv.FunctionContext, args []driver.Value) (driver.Value, error) {
-	sk := newSketch()
-	for _, a := range args {
-		b, ok := a.([]byte)
-		if !ok {
-			return nil, fmt.Errorf("%s: argument is %T, not a blob", sketchMergeFunc, a)
-		}
-		if err := sk.DecodeAndMergeWith(b); err != nil {
-			return nil, fmt.Errorf("%s: %w", sketchMergeFunc, err)
-		}
-	}
-	return encodeSketch(sk, nil), nil
-}
-
+// upsertSQL writes rows rollup rows of table, whose dimensions beyond the
+// bucket are dims (nDims of them), replacing the figures of a row already
+// there: the aggregation merged them in (aggregator.prepare).
 func upsertSQL(table, dims string, nDims, rows int) string {
 	return "INSERT INTO " + table + " (app_id, span, bucket, " + dims + ", count, errors, request_bytes, response_bytes, latency) VALUES " +
 		valuesList(rows, 3+nDims+5) + " ON CONFLICT (app_id, span, bucket, " + dims + ") DO UPDATE SET " +
-		"count = count + excluded.count, errors = errors + excluded.errors, " +
-		"request_bytes = request_bytes + excluded.request_bytes, response_bytes = response_bytes + excluded.response_bytes, " +
-		"latency = " + sketchMergeFunc + "(latency, excluded.latency)"
+		"count = excluded.count, errors = excluded.errors, " +
+		"request_bytes = excluded.request_bytes, response_bytes = excluded.response_bytes, latency = excluded.latency"
+}
+
+// storedSQL reads the stored rollup rows of table among rows keys (app,
+// span, bucket, dims...), by primary key.
+func storedSQL(table, dims string, nDims, rows int) string {
+	return "SELECT app_id, span, bucket, " + dims + ", count, errors, request_bytes, response_bytes, latency FROM " + table +
+		" WHERE (app_id, span, bucket, " + dims + ") IN (VALUES " + valuesList(rows, 3+nDims) + ")"
 }
 
 // sketchMapping is the index mapping of every latency sketch: logarithmic,
@@ -234,6 +219,16 @@ func (c *cell) merge(o *cell) error {
 	return c.latency.MergeWith(o.latency)
 }
 
+// mergeStored adds to c the figures of a stored row, o, whose sketch is
+// blob.
+func (c *cell) mergeStored(o *cell, blob []byte) error {
+	c.count += o.count
+	c.errors += o.errors
+	c.reqBytes += o.reqBytes
+	c.respBytes += o.respBytes
+	return c.latency.DecodeAndMergeWith(blob)
+}
+
 type routeKey struct {
 	app          string
 	span, bucket int64
@@ -269,6 +264,11 @@ type aggregator struct {
 	blockValues map[indexKey]struct{}
 	// keys are the idempotency keys of the events, for event_key_chunks.
 	keys []eventKey
+	// Made by prepare: the rows to write, in primary-key order, and their
+	// encoded sketches.
+	rks          []routeKey
+	uks          []userKey
+	rblob, ublob [][]byte
 }
 
 // eventKey is an idempotency key.
@@ -437,8 +437,15 @@ func rollUpLevels[K comparable](cells map[K]*cell, spans []int64, rekey func(K, 
 	return nil
 }
 
-// write upserts the aggregates, of every span, into the rollup tables.
-func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) error {
+// prepare adds to the cells the coarser spans merged from them, merges in
+// the figures of the rows the rollup tables hold for them, read in tx (the
+// snapshot in which the pending blocks were read, so the rows as of the
+// watermark they start from), and encodes their sketches: write then only
+// replaces rows. That is the decoding, merging and encoding of a stored
+// sketch per row done here, on a reader, instead of holding the writer:
+// the rollups change only with the watermark, which write checks, and
+// under db.roll.mu, which the caller holds.
+func (a *aggregator) prepare(ctx context.Context, tx *sql.Tx, ev *eventStmts) error {
 	err := rollUpLevels(a.route, routeRollups.spans, func(k routeKey, span int64) routeKey {
 		k.span, k.bucket = span, floorDiv(k.bucket, span)*span
 		return k
@@ -453,22 +460,108 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 	if err != nil {
 		return err
 	}
-
-	// In primary-key order, so that the upserts walk the B-tree forward.
-	rks := slices.SortedFunc(mapKeys(a.route), cmpRouteKey)
-	err = upsertChunks(ctx, tx, ev.upsertRoute, len(rks), func(args []any, i int) []any {
-		k, c := rks[i], a.route[rks[i]]
-		return append(args, k.app, k.span, k.bucket, k.route, k.class, k.authError,
-			c.count, c.errors, c.reqBytes, c.respBytes, encodeSketch(c.latency, nil))
+	// In primary-key order, so that the lookups and upserts walk the
+	// B-tree forward.
+	a.rks = slices.SortedFunc(mapKeys(a.route), cmpRouteKey)
+	a.uks = slices.SortedFunc(mapKeys(a.user), cmpUserKey)
+	err = lookupChunks(ctx, tx, ev.storedRoute, len(a.rks), func(args []any, i int) []any {
+		k := a.rks[i]
+		return append(args, k.app, k.span, k.bucket, k.route, k.class, k.authError)
+	}, func(rows *sql.Rows) error {
+		var k routeKey
+		var o cell
+		var blob sql.RawBytes
+		if err := rows.Scan(&k.app, &k.span, &k.bucket, &k.route, &k.class, &k.authError, &o.count, &o.errors, &o.reqBytes, &o.respBytes, &blob); err != nil {
+			return err
+		}
+		if c := a.route[k]; c != nil {
+			return c.mergeStored(&o, blob)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	uks := slices.SortedFunc(mapKeys(a.user), cmpUserKey)
-	err = upsertChunks(ctx, tx, ev.upsertUser, len(uks), func(args []any, i int) []any {
-		k, c := uks[i], a.user[uks[i]]
+	err = lookupChunks(ctx, tx, ev.storedUser, len(a.uks), func(args []any, i int) []any {
+		k := a.uks[i]
+		return append(args, k.app, k.span, k.bucket, k.user, k.company)
+	}, func(rows *sql.Rows) error {
+		var k userKey
+		var o cell
+		var blob sql.RawBytes
+		if err := rows.Scan(&k.app, &k.span, &k.bucket, &k.user, &k.company, &o.count, &o.errors, &o.reqBytes, &o.respBytes, &blob); err != nil {
+			return err
+		}
+		if c := a.user[k]; c != nil {
+			return c.mergeStored(&o, blob)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.rblob = make([][]byte, len(a.rks))
+	for i, k := range a.rks {
+		a.rblob[i] = encodeSketch(a.route[k].latency, nil)
+	}
+	a.ublob = make([][]byte, len(a.uks))
+	for i, k := range a.uks {
+		a.ublob[i] = encodeSketch(a.user[k].latency, nil)
+	}
+	return nil
+}
+
+// lookupChunks runs the multi-row lookups stmts, of upsertChunkL, M and S
+// keys, over n keys whose arguments key appends, and calls row with each
+// row found.
+func lookupChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, key func([]any, int) []any, row func(*sql.Rows) error) error {
+	var args []any
+	i := 0
+	for j, size := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
+		if n-i < size {
+			continue
+		}
+		st := tx.StmtContext(ctx, stmts[j])
+		for n-i >= size {
+			args = args[:0]
+			for k := i; k < i+size; k++ {
+				args = key(args, k)
+			}
+			rows, err := st.QueryContext(ctx, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				if err := row(rows); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			i += size
+		}
+	}
+	return nil
+}
+
+// write writes what prepare made, the idempotency keys and the event_index
+// rows.
+func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) error {
+	err := upsertChunks(ctx, tx, ev.upsertRoute, len(a.rks), func(args []any, i int) []any {
+		k, c := a.rks[i], a.route[a.rks[i]]
+		return append(args, k.app, k.span, k.bucket, k.route, k.class, k.authError,
+			c.count, c.errors, c.reqBytes, c.respBytes, a.rblob[i])
+	})
+	if err != nil {
+		return err
+	}
+	err = upsertChunks(ctx, tx, ev.upsertUser, len(a.uks), func(args []any, i int) []any {
+		k, c := a.uks[i], a.user[a.uks[i]]
 		return append(args, k.app, k.span, k.bucket, k.user, k.company,
-			c.count, c.errors, c.reqBytes, c.respBytes, encodeSketch(c.latency, nil))
+			c.count, c.errors, c.reqBytes, c.respBytes, a.ublob[i])
 	})
 	if err != nil {
 		return err
@@ -595,6 +688,9 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 		var lastRead int64
 		n, lastRead, err = a.readPending(ctx, tx.StmtContext(ctx, db.ev.readPending), from, chunk)
 		if err != nil {
+			return err
+		}
+		if err := a.prepare(ctx, tx, &db.ev); err != nil {
 			return err
 		}
 		if n < chunk {
