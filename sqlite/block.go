@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/callsignhq/callsign"
@@ -84,6 +85,10 @@ type blockEncoder struct {
 
 func newBlockEncoder() *blockEncoder { return &blockEncoder{dict: make(map[string]uint64, 256)} }
 
+// encoders keeps block encoders, with their dictionary and buffer, for the
+// appends to reuse: a new one per batch made most of an append's garbage.
+var encoders = sync.Pool{New: func() any { return newBlockEncoder() }}
+
 func (enc *blockEncoder) ref(s string) {
 	i, ok := enc.dict[s]
 	if !ok {
@@ -100,7 +105,8 @@ func appendString(b []byte, s string) []byte {
 }
 
 // encode returns the block of events, which are sorted by time, all at or
-// after tmin, appended to dst.
+// after tmin, appended to dst; to a new slice of the right size when dst is
+// nil.
 func (enc *blockEncoder) encode(dst []byte, events []*callsign.Event, tmin int64) []byte {
 	clear(enc.dict)
 	enc.order = enc.order[:0]
@@ -135,6 +141,13 @@ func (enc *blockEncoder) encode(dst []byte, events []*callsign.Event, tmin int64
 				enc.ref(e.Metadata[k])
 			}
 		}
+	}
+	if dst == nil {
+		size := 1 + 2*binary.MaxVarintLen64 + len(enc.body)
+		for _, s := range enc.order {
+			size += binary.MaxVarintLen64 + len(s)
+		}
+		dst = make([]byte, 0, size)
 	}
 	dst = append(dst, blockVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(events)))

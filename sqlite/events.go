@@ -212,7 +212,8 @@ func (db *DB) newAppendRequest(events []*callsign.Event) *appendRequest {
 		x := &r.in[i]
 		x.h = db.keys.hash(x.e.AppID, x.t, []byte(x.e.ID))
 	}
-	enc := newBlockEncoder()
+	enc := encoders.Get().(*blockEncoder)
+	defer encoders.Put(enc)
 	r.data = make([][]byte, len(r.blocks))
 	var evs []*callsign.Event
 	for i, b := range r.blocks {
