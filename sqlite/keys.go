@@ -99,36 +99,46 @@ func keyChunks(keys []eventKey, fn func(chunk []eventKey) error) error {
 
 // convertEventKeys is the code of migration 4: it moves the keys of
 // event_keys, a row per key, into event_key_chunks, and drops event_keys.
+// It streams: at most one chunk of keys is in memory.
 func convertEventKeys(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, "SELECT app_id, time, id FROM event_keys ORDER BY app_id, time, id")
-	if err != nil {
-		return err
-	}
-	var keys []eventKey
-	for rows.Next() {
-		var k eventKey
-		if err := rows.Scan(&k.app, &k.t, &k.id); err != nil {
-			rows.Close()
-			return err
-		}
-		keys = append(keys, k)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	ins, err := tx.PrepareContext(ctx, "INSERT INTO event_key_chunks (app_id, tmin, tmax, keys) VALUES (?, ?, ?, ?)")
 	if err != nil {
 		return err
 	}
 	defer ins.Close()
-	err = keyChunks(keys, func(c []eventKey) error {
-		_, err := ins.ExecContext(ctx, c[0].app, c[0].t, c[len(c)-1].t, appendKeyChunk(nil, c))
-		return err
-	})
+	rows, err := tx.QueryContext(ctx, "SELECT app_id, time, id FROM event_keys ORDER BY app_id, time, id")
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
+	write := func(c []eventKey) error {
+		_, err := ins.ExecContext(ctx, c[0].app, c[0].t, c[len(c)-1].t, appendKeyChunk(nil, c))
+		return err
+	}
+	var keys []eventKey // sorted, less than a full chunk
+	for rows.Next() {
+		var k eventKey
+		if err := rows.Scan(&k.app, &k.t, &k.id); err != nil {
+			return err
+		}
+		// The cut of keyChunks, one key at a time.
+		if len(keys) > 0 && (len(keys) == keyChunkMax || k.app != keys[0].app || k.t-keys[0].t > keyChunkSpan) {
+			if err := write(keys); err != nil {
+				return err
+			}
+			keys = keys[:0]
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		if err := write(keys); err != nil {
+			return err
+		}
+	}
+	rows.Close()
 	_, err = tx.ExecContext(ctx, "DROP TABLE event_keys")
 	return err
 }

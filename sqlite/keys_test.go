@@ -158,7 +158,7 @@ func TestMigrateEventKeys(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	var evs []*callsign.Event
 	for i := range 500 {
-		evs = append(evs, &callsign.Event{AppID: []string{"a", "b"}[i%2], ID: fmt.Sprint("e", i), Time: t0.Add(time.Duration(i*i) * time.Millisecond)})
+		evs = append(evs, &callsign.Event{AppID: []string{"a", "b"}[i%2], ID: fmt.Sprint("e", i), Time: t0.Add(time.Duration(i*i) * 10 * time.Microsecond)})
 	}
 	if _, err := db.AppendEvents(ctx, evs); err != nil {
 		t.Fatal(err)
