@@ -30,9 +30,10 @@ const (
 	// better (a busy (hour, user) cell, whose stored sketch is merged with
 	// the new one, is updated once per aggregation): 1,000-event batches
 	// appended 98k events/s at 32,768, ~130k at 131,072 and ~160k at
-	// 262,144 (BenchmarkAppendEvents, 2M events). The price is the wait of
-	// a metrics query that arrives while that many are pending: it
-	// aggregates them first (about a second here).
+	// 262,144 on an earlier layout, and 245k at 262,144 against 265k at
+	// 524,288 on a later one (BenchmarkAppendEvents, 2M events). The price
+	// is the wait of a metrics query that arrives while that many are
+	// pending: it aggregates them first (well under a second here).
 	rollupEvery = 262144
 	// rollupBackpressure is how many pending events make AppendEvents
 	// aggregate them itself before it returns, when ingest outruns the
