@@ -15,11 +15,7 @@ import (
 // of their last event, or event_index rows by the latest time of their
 // blocks (then blocks by seq); none scans a table or sorts.
 func TestEventsQueryPlans(t *testing.T) {
-	db, err := Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	at := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	cursor := encodeCursor(at.UnixMicro(), "ev-1")
 	const (
@@ -61,11 +57,7 @@ func TestEventsQueryPlans(t *testing.T) {
 // (tmax within keyChunkSpan of the key's time), filtering on tmin in the
 // index; retention reads the chunks before a cutoff by the same index.
 func TestKeyChunkPlans(t *testing.T) {
-	db, err := Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	const want = "SEARCH event_key_chunks USING INDEX event_key_chunks_app_tmax (app_id=? AND tmax>? AND tmax<?)"
 	if plan := explain(t, db, findKeyChunksSQL, []any{"app", int64(1000), int64(11000)}); !strings.HasPrefix(plan, want) || strings.Contains(plan, "SCAN") {
 		t.Errorf("plan:\n%s\nwant %s", plan, want)
@@ -79,11 +71,7 @@ func TestKeyChunkPlans(t *testing.T) {
 // The aggregation reads the stored rollup rows it merges into by primary
 // key.
 func TestStoredRollupPlans(t *testing.T) {
-	db, err := Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	var route, user []any
 	for i := range upsertChunkM {
 		route = append(route, "app", int64(60), int64(i*60), "GET /r", int64(2), "")
@@ -102,6 +90,18 @@ func TestStoredRollupPlans(t *testing.T) {
 			t.Errorf("plan:\n%s\nwant %s", plan, tc.want)
 		}
 	}
+}
+
+// openTestDB opens a store in a temporary directory, closed at the end of
+// the test.
+func openTestDB(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func explain(t *testing.T, db *DB, q string, args []any) string {
@@ -224,11 +224,7 @@ func FuzzDecodeCursor(f *testing.F) {
 // under the values its remaining events hold.
 func TestRetentionUnindexes(t *testing.T) {
 	ctx := t.Context()
-	db, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	var evs []*callsign.Event
 	for i := range 30 { // three blocks: 0–9 old, 10–19 straddling the cut, 20–29 new

@@ -516,36 +516,19 @@ func (a *aggregator) prepare(ctx context.Context, tx *sql.Tx, ev *eventStmts) er
 // keys, over n keys whose arguments key appends, and calls row with each
 // row found.
 func lookupChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, key func([]any, int) []any, row func(*sql.Rows) error) error {
-	var args []any
-	i := 0
-	for j, size := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
-		if n-i < size {
-			continue
+	return eachChunk(ctx, tx, stmts, n, key, func(st *sql.Stmt, args []any) error {
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
 		}
-		st := tx.StmtContext(ctx, stmts[j])
-		for n-i >= size {
-			args = args[:0]
-			for k := i; k < i+size; k++ {
-				args = key(args, k)
-			}
-			rows, err := st.QueryContext(ctx, args...)
-			if err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			if err := row(rows); err != nil {
 				return err
 			}
-			for rows.Next() {
-				if err := row(rows); err != nil {
-					rows.Close()
-					return err
-				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			i += size
 		}
-	}
-	return nil
+		return rows.Err()
+	})
 }
 
 // write writes what prepare made, the idempotency keys and the event_index
@@ -612,6 +595,16 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 // upsertChunks runs the multi-row upserts (or inserts) stmts, of
 // upsertChunkL, M and S rows, over n rows whose arguments row appends.
 func upsertChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, row func([]any, int) []any) error {
+	return eachChunk(ctx, tx, stmts, n, row, func(st *sql.Stmt, args []any) error {
+		_, err := st.ExecContext(ctx, args...)
+		return err
+	})
+}
+
+// eachChunk cuts n rows into chunks of upsertChunkL, M and S rows, largest
+// first, and calls run with the statement of stmts for the chunk's size, in
+// tx, and the arguments of its rows, which row appends.
+func eachChunk(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, row func([]any, int) []any, run func(*sql.Stmt, []any) error) error {
 	var args []any
 	i := 0
 	for j, size := range [3]int{upsertChunkL, upsertChunkM, upsertChunkS} {
@@ -619,15 +612,14 @@ func upsertChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, ro
 			continue
 		}
 		st := tx.StmtContext(ctx, stmts[j])
-		for n-i >= size {
+		for ; n-i >= size; i += size {
 			args = args[:0]
 			for k := i; k < i+size; k++ {
 				args = row(args, k)
 			}
-			if _, err := st.ExecContext(ctx, args...); err != nil {
+			if err := run(st, args); err != nil {
 				return err
 			}
-			i += size
 		}
 	}
 	return nil

@@ -82,11 +82,7 @@ func FuzzDecodeKeyChunk(f *testing.F) {
 // deleted events are new, the others duplicates.
 func TestRetentionDeletesKeys(t *testing.T) {
 	ctx := t.Context()
-	db, err := Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	var evs []*callsign.Event
 	for i := range 40 { // 100 µs apart: chunks hold ~keyChunkSpan/100 keys, one straddles the cut
