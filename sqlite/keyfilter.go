@@ -9,21 +9,23 @@ import (
 	"github.com/bits-and-blooms/bloom/v3"
 )
 
-// The filter of stored keys. Looking each new event's key up in event_keys
-// took a third of the writer's time (as a row per key) (~1.5 µs per event: a query per 64
-// events, and a B-tree probe per key); nearly every key is new. A Bloom
-// filter of the stored keys answers "not stored" for all but about
-// 1% of the new keys; those, and every retried event, are looked up.
+// The filter of stored keys. Looking each new event's key up in the key
+// table took a third of the writer's time (~1.5 µs per event, with a row
+// per key: a query per 64 events, and a B-tree probe per key), and nearly
+// every key is new. A Bloom filter of the stored keys answers "not stored"
+// for all but about 1% of the new keys; those, and every retried event, are
+// looked up.
 //
-// The filter is built from event_key_chunks in the background after Open (until
-// then every key is looked up), and the aggregation adds the keys it
-// commits. It is split by UTC day of the event time, so that the days
-// retention emptied can be dropped. A day's first filter is sized for the
-// events the store holds of that day (at a build) or for as many as the
-// day before it had; when it fills up, another of twice its capacity
-// follows it, so that a key is tested against few filters. The filters hold
-// about 1.2 bytes per stored event; past storedFilterMaxBytes the oldest
-// days are dropped, and their keys looked up again.
+// The filter is built from event_key_chunks in the background after Open
+// (until then every key is looked up), and the aggregation adds the keys
+// it commits. It is split by UTC day of the event time, so that the memory
+// bound drops whole old days. A day's first filter is sized for the events
+// the store holds of that day (at a build) or for as many as the day
+// before it had; when it fills up, another of twice its capacity follows
+// it, so that a key is tested against few filters. The filters hold about
+// 1.2 bytes per stored event; past storedFilterMaxBytes the oldest days are
+// dropped, and their keys looked up again. Keys deleted by retention stay
+// in the filter: a lookup answers for them.
 
 const (
 	// storedFilterFP is the false-positive rate of each filter.
