@@ -377,7 +377,7 @@ func planBlocks(events []*callsign.Event) ([]incoming, []plannedBlock) {
 		if n := len(blocks); n > 0 {
 			b := &blocks[n-1]
 			first := &in[b.lo]
-			if first.e.AppID == x.e.AppID && i-b.lo < blockMaxEvents && x.t-first.t <= blockMaxSpan {
+			if first.e.AppID == x.e.AppID && i-b.lo < blockMaxEvents && uint64(x.t-first.t) <= uint64(blockMaxSpan) { // sorted: x.t >= first.t
 				b.hi = i + 1
 				x.block = n - 1
 				continue
@@ -403,9 +403,18 @@ func checkEvent(e *callsign.Event) error {
 		return fmt.Errorf("more than %d metadata entries", callsign.MaxMetadataEntries)
 	case e.Weight < 0 || math.IsNaN(e.Weight) || math.IsInf(e.Weight, 0):
 		return errors.New("invalid weight")
+	case e.Time.Before(minEventTime) || !e.Time.Before(maxEventTime):
+		return errors.New("time outside the years 1 to 9999")
 	}
 	return nil
 }
+
+// Event times are within the years 1 to 9999 (what RFC 3339 can write), so
+// that the difference of two is an int64 of microseconds.
+var (
+	minEventTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxEventTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // Kinds of event_index rows.
 const (

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"os/exec"
@@ -358,6 +359,9 @@ func TestAppendEventsLimits(t *testing.T) {
 	for name, e := range map[string]*callsign.Event{
 		"long id":       {AppID: "app_l", ID: strings.Repeat("x", callsign.MaxEventIDLen+1), Time: t0},
 		"many metadata": {AppID: "app_l", ID: "e1", Time: t0, Metadata: md},
+		// Times far apart would overflow the spans of blocks and key chunks.
+		"before year 1":   {AppID: "app_l", ID: "e2", Time: time.UnixMicro(math.MinInt64 + 10)},
+		"after year 9999": {AppID: "app_l", ID: "e3", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
 	} {
 		ok := &callsign.Event{AppID: "app_l", ID: "ok", Time: t0}
 		if _, err := db.AppendEvents(ctx, []*callsign.Event{ok, e}); callsign.ErrorCode(err) != callsign.EInvalid {

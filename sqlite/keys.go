@@ -86,7 +86,7 @@ func decodeKeyChunk(b []byte, tmin int64, fn func(t int64, id []byte)) error {
 func keyChunks(keys []eventKey, fn func(chunk []eventKey) error) error {
 	for lo := 0; lo < len(keys); {
 		hi := lo + 1
-		for hi < len(keys) && hi-lo < keyChunkMax && keys[hi].app == keys[lo].app && keys[hi].t-keys[lo].t <= keyChunkSpan {
+		for hi < len(keys) && hi-lo < keyChunkMax && keys[hi].app == keys[lo].app && uint64(keys[hi].t-keys[lo].t) <= keyChunkSpan { // sorted
 			hi++
 		}
 		if err := fn(keys[lo:hi]); err != nil {
@@ -122,7 +122,7 @@ func convertEventKeys(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 		// The cut of keyChunks, one key at a time.
-		if len(keys) > 0 && (len(keys) == keyChunkMax || k.app != keys[0].app || k.t-keys[0].t > keyChunkSpan) {
+		if len(keys) > 0 && (len(keys) == keyChunkMax || k.app != keys[0].app || uint64(k.t-keys[0].t) > keyChunkSpan) {
 			if err := write(keys); err != nil {
 				return err
 			}
