@@ -322,7 +322,7 @@ func (db *DB) appendInTx(ctx context.Context, tx *sql.Tx, r *appendRequest, next
 		r.blocks[i].seq = *next + 1 + int64(i)
 	}
 	*next += int64(len(r.blocks))
-	dups, added, err := db.checkKeys(ctx, tx, r.in)
+	dups, added, err := db.checkKeys(ctx, tx, r.in, r.blocks)
 	r.added = added
 	if err != nil {
 		return err

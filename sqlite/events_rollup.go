@@ -52,10 +52,7 @@ const (
 // AppendEvents past rollupEvery pending events, and every second when the
 // oldest pending append is older than rollupMaxDelay.
 type roller struct {
-	mu sync.Mutex // one aggregation at a time
-	// mark is the watermark this process last read or wrote (guarded by
-	// mu): another one that differs means another process aggregated.
-	mark  int64
+	mu    sync.Mutex // one aggregation at a time
 	since atomic.Int64
 	// pending counts the events appended and not yet aggregated by this
 	// process (from the store's count at Open): it decides when to wake
@@ -73,9 +70,6 @@ func (db *DB) startRoller(ctx context.Context) error {
 		return fmt.Errorf("sqlite: count pending events: %w", err)
 	}
 	db.roll.pending.Store(pending)
-	if err := db.r.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&db.roll.mark); err != nil {
-		return fmt.Errorf("sqlite: read the rollup watermark: %w", err)
-	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	db.roll.kick = make(chan struct{}, 1)
 	db.roll.stop = cancel
@@ -696,11 +690,8 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 	if err != nil {
 		return false, skipped, err
 	}
-	if from != db.roll.mark {
-		// Another process aggregated: the keys it wrote to event_key_chunks are
-		// not in the filter of stored keys.
-		db.roll.mark = from
-		db.rebuildStoredFilter()
+	if err := db.resyncKeys(ctx, from); err != nil {
+		return false, skipped, err
 	}
 	if skip {
 		return false, skipped, nil
@@ -712,21 +703,26 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 			return err
 		}
 		if mark != from {
-			moved = true // by another process: read again from there
-			db.roll.mark = mark
+			moved = true // by another process: read again from there (and resync)
 			return nil
 		}
 		if err := a.write(ctx, tx, &db.ev); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", to)
-		return err
+		if _, err := tx.ExecContext(ctx, "UPDATE event_rollup_state SET rolled_up = ?", to); err != nil {
+			return err
+		}
+		// Before the commit, so that no append sees the new watermark
+		// with the old mark; should the commit fail, the next aggregation
+		// resyncs.
+		db.keys.mu.Lock()
+		if db.keys.mark == from {
+			db.keys.mark = to
+		}
+		db.keys.mu.Unlock()
+		return nil
 	})
-	switch {
-	case err == nil && moved:
-		db.rebuildStoredFilter() // as above
-	case err == nil:
-		db.roll.mark = to
+	if err == nil && !moved {
 		db.roll.pending.Add(-int64(n))
 		// Their keys are in event_key_chunks now.
 		db.keys.aggregated(a.keys)

@@ -145,6 +145,9 @@ func TestDuplicatesWithStoredFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Close()
+	// At once, before this process aggregates: the watermark moved, so
+	// every key is looked up.
+	append(mk(5000, 5100), 0)
 	append(mk(2000, 2100), 100)
 	if err := db.rollUp(ctx, 1, rollupChunk); err != nil {
 		t.Fatal(err)
@@ -152,4 +155,47 @@ func TestDuplicatesWithStoredFilter(t *testing.T) {
 	waitReady()
 	append(mk(5000, 5100), 0)
 	append(mk(0, 2100), 0)
+}
+
+// When another process aggregates this one's pending events, their keys
+// leave this one's pending set: once retention (of either process) deleted
+// the events, they are new again, also before this process aggregates.
+func TestPendingKeysAggregatedElsewhere(t *testing.T) {
+	for _, otherDeletes := range []bool{false, true} {
+		t.Run(fmt.Sprint("other deletes: ", otherDeletes), func(t *testing.T) {
+			ctx := t.Context()
+			dir := t.TempDir()
+			db, err := Open(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+			var evs []*callsign.Event
+			for i := range 10 {
+				evs = append(evs, &callsign.Event{ID: fmt.Sprint("e", i), AppID: "app", Time: t0.Add(time.Duration(i) * time.Second)})
+			}
+			if res, err := db.AppendEvents(ctx, evs); err != nil || res.Accepted != 10 {
+				t.Fatalf("AppendEvents = %+v, %v", res, err)
+			}
+			other, err := Open(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := other.rollUp(ctx, 1, rollupChunk); err != nil {
+				t.Fatal(err)
+			}
+			deleter := db
+			if otherDeletes {
+				deleter = other
+			}
+			if n, err := deleter.DeleteEventsBefore(ctx, "app", t0.Add(time.Hour), time.Time{}); err != nil || n != 10 {
+				t.Fatalf("DeleteEventsBefore = %d, %v; want 10", n, err)
+			}
+			other.Close()
+			if res, err := db.AppendEvents(ctx, evs); err != nil || res.Accepted != 10 {
+				t.Errorf("deleted events sent again: %+v, %v; want 10 accepted", res, err)
+			}
+		})
+	}
 }

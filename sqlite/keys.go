@@ -152,15 +152,21 @@ type keyHash [2]uint64
 type pendingKeys struct {
 	seeds [2]maphash.Seed
 	mu    sync.Mutex
-	set   map[keyHash]struct{}
+	set   map[keyHash]int64 // a key → the seq of its block
 	// stored answers for most new keys, without a query, that they are
-	// not in event_keys.
+	// not stored.
 	stored storedFilter
+	// mark is the watermark the set and the filter are up to date with:
+	// every key of a block at or below it is stored (in the filter, once
+	// it is ready), every key of a block of this process above it is in
+	// the set. A watermark that differs means another process aggregated:
+	// see resyncKeys.
+	mark int64
 }
 
 func (p *pendingKeys) init() {
 	p.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
-	p.set = make(map[keyHash]struct{})
+	p.set = make(map[keyHash]int64)
 	p.stored.reset()
 }
 
@@ -181,10 +187,10 @@ func (p *pendingKeys) hash(app string, t int64, id []byte) keyHash {
 }
 
 // add adds hs to the set.
-func (p *pendingKeys) add(hs []keyHash) {
+func (p *pendingKeys) add(hs []keyHash, seqs []int64) {
 	p.mu.Lock()
-	for _, h := range hs {
-		p.set[h] = struct{}{}
+	for i, h := range hs {
+		p.set[h] = seqs[i]
 	}
 	p.mu.Unlock()
 }
@@ -217,8 +223,10 @@ func (p *pendingKeys) aggregated(keys []eventKey) {
 func (db *DB) loadPendingKeys(ctx context.Context) error {
 	db.keys.init()
 	return db.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, app_id, tmin, data FROM event_blocks
-			WHERE seq > (SELECT rolled_up FROM event_rollup_state)`)
+		if err := tx.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&db.keys.mark); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT seq, app_id, tmin, data FROM event_blocks WHERE seq > ?", db.keys.mark)
 		if err != nil {
 			return err
 		}
@@ -236,7 +244,7 @@ func (db *DB) loadPendingKeys(ctx context.Context) error {
 				return fmt.Errorf("sqlite: block %d: %w", seq, err)
 			}
 			for r.next(&e) {
-				db.keys.set[db.keys.hash(app, e.time, r.bytesOf(e.id))] = struct{}{}
+				db.keys.set[db.keys.hash(app, e.time, r.bytesOf(e.id))] = seq
 			}
 			if r.err != nil {
 				return fmt.Errorf("sqlite: block %d: %w", seq, r.err)
@@ -251,27 +259,45 @@ func (db *DB) loadPendingKeys(ctx context.Context) error {
 // keys: added, for the caller to remove if the append does not commit.
 // dups reports whether any event of in is a duplicate. Only the keys the
 // filter of stored keys may hold are looked up in event_key_chunks.
-func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bool, added []keyHash, err error) {
+func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks []plannedBlock) (dups bool, added []keyHash, err error) {
 	var todo []*incoming
 	added = make([]keyHash, 0, len(in))
+	seqs := make([]int64, 0, len(in))
+	var w int64
+	if err := tx.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&w); err != nil {
+		return false, nil, err
+	}
 	db.keys.mu.Lock()
+	// Another process aggregated since: look every key up until this
+	// one's aggregation resyncs (woken below).
+	stale := w != db.keys.mark
 	for i := range in {
 		x := &in[i]
 		if x.dup {
 			dups = true // within the batch
 			continue
 		}
-		if _, ok := db.keys.set[x.h]; ok {
+		// A key of a block above the watermark is pending: a duplicate.
+		// One of a block at or below it was aggregated (elsewhere, when
+		// stale) and may have been deleted since: looked up.
+		seq, ok := db.keys.set[x.h]
+		if ok && seq > w {
 			x.dup, dups = true, true
 			continue
 		}
-		if db.keys.stored.mayHold(x.h, x.t) {
+		if ok || stale || db.keys.stored.mayHold(x.h, x.t) {
 			todo = append(todo, x)
 		} else {
-			added = append(added, x.h)
+			added, seqs = append(added, x.h), append(seqs, blocks[x.block].seq)
 		}
 	}
 	db.keys.mu.Unlock()
+	if stale {
+		select {
+		case db.roll.kick <- struct{}{}:
+		default:
+		}
+	}
 
 	if len(todo) > 0 {
 		// The chunks that may hold a key, each decoded once.
@@ -285,11 +311,11 @@ func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming) (dups bo
 			if stored[eventKey{x.e.AppID, x.t, x.e.ID}] {
 				x.dup, dups = true, true
 			} else {
-				added = append(added, x.h)
+				added, seqs = append(added, x.h), append(seqs, blocks[x.block].seq)
 			}
 		}
 	}
-	db.keys.add(added)
+	db.keys.add(added, seqs)
 	return dups, added, nil
 }
 
@@ -323,4 +349,63 @@ func readKeyChunks(ctx context.Context, st *sql.Stmt, app string, t int64, read 
 		}
 	}
 	return rows.Err()
+}
+
+// resyncKeys brings the keys in memory up to the watermark from, as an
+// aggregation of this process read it. When another process aggregated
+// since the mark (from differs), the filter of stored keys lacks the keys
+// that process stored, and the pending set holds the keys of the blocks it
+// aggregated: the filter is built again, those keys leave the set, and the
+// pending count is read again. Callers hold db.roll.mu.
+func (db *DB) resyncKeys(ctx context.Context, from int64) error {
+	db.keys.mu.Lock()
+	old := db.keys.mark
+	db.keys.mu.Unlock()
+	if old == from {
+		return nil
+	}
+	db.rebuildStoredFilter() // not ready until built: every key is looked up
+	if from > old {
+		var hs []keyHash
+		err := db.readTx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, "SELECT seq, app_id, tmin, data FROM event_blocks WHERE seq > ? AND seq <= ?", old, from)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			var r blockReader
+			var e blockEvent
+			for rows.Next() {
+				var seq, tmin int64
+				var app string
+				var data sql.RawBytes
+				if err := rows.Scan(&seq, &app, &tmin, &data); err != nil {
+					return err
+				}
+				if err := r.reset(data, tmin); err != nil {
+					return fmt.Errorf("block %d: %w", seq, err)
+				}
+				for r.next(&e) {
+					hs = append(hs, db.keys.hash(app, e.time, r.bytesOf(e.id)))
+				}
+				if r.err != nil {
+					return fmt.Errorf("block %d: %w", seq, r.err)
+				}
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: resync event keys: %w", err)
+		}
+		db.keys.remove(hs)
+	}
+	var pending int64
+	if err := db.ev.pendingCount.QueryRowContext(ctx).Scan(&pending); err != nil {
+		return fmt.Errorf("sqlite: count pending events: %w", err)
+	}
+	db.roll.pending.Store(pending)
+	db.keys.mu.Lock()
+	db.keys.mark = from
+	db.keys.mu.Unlock()
+	return nil
 }
