@@ -767,9 +767,11 @@ func (db *DB) DeleteEventsBefore(ctx context.Context, appID string, t, rollupsBe
 			for _, span := range r.spans {
 				// Not while an aggregation is under way: it read the rows
 				// it will write back, merged (aggregator.prepare).
+				// Nor by another process's: it checks rollup_deletes.
 				db.roll.mu.Lock()
-				_, err := db.deleteChunks(ctx, "DELETE FROM "+r.name+" WHERE ("+r.pk+") IN (SELECT "+r.pk+" FROM "+r.name+
-					" WHERE app_id = ? AND span = ? AND bucket <= ? LIMIT ?)", appID, span, end-span)
+				_, err := db.deleteChunksThen(ctx, "UPDATE event_rollup_state SET rollup_deletes = rollup_deletes + 1",
+					"DELETE FROM "+r.name+" WHERE ("+r.pk+") IN (SELECT "+r.pk+" FROM "+r.name+
+						" WHERE app_id = ? AND span = ? AND bucket <= ? LIMIT ?)", appID, span, end-span)
 				db.roll.mu.Unlock()
 				if err != nil {
 					return deleted, fmt.Errorf("sqlite: delete rollups: %w", err)
@@ -1016,6 +1018,12 @@ func indexValues(evs []*callsign.Event) map[indexKey]struct{} {
 // deleteChunks runs the DELETE q (whose last argument is the chunk size)
 // in one transaction after another until one deletes less than a chunk.
 func (db *DB) deleteChunks(ctx context.Context, q string, args ...any) (int64, error) {
+	return db.deleteChunksThen(ctx, "", q, args...)
+}
+
+// deleteChunksThen is deleteChunks that also runs then, when not empty, in
+// each transaction that deleted rows.
+func (db *DB) deleteChunksThen(ctx context.Context, then, q string, args ...any) (int64, error) {
 	var total int64
 	args = append(args, deleteChunk)
 	for {
@@ -1025,7 +1033,10 @@ func (db *DB) deleteChunks(ctx context.Context, q string, args ...any) (int64, e
 			if err != nil {
 				return err
 			}
-			n, err = r.RowsAffected()
+			if n, err = r.RowsAffected(); err != nil || n == 0 || then == "" {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, then)
 			return err
 		})
 		total += n

@@ -273,3 +273,74 @@ func TestRetentionUnindexes(t *testing.T) {
 		t.Fatalf("listing after retention: %d events, %v; want 15", len(page.Events), err)
 	}
 }
+
+// Rollup retention counts its deletions (rollup_deletes), and an
+// aggregation that read the stored rows before another process deleted
+// some writes nothing and reads again: the deleted figures stay deleted.
+func TestRollupDeletesStopStaleWrites(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	a, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	old := time.Date(2025, 1, 1, 10, 0, 30, 0, time.UTC)
+	ev := func(id string) []*callsign.Event {
+		return []*callsign.Event{{AppID: "app", ID: id, Time: old, Route: "GET /r", Status: 200}}
+	}
+	deletes := func() (n int64) {
+		t.Helper()
+		if err := a.r.QueryRowContext(ctx, "SELECT rollup_deletes FROM event_rollup_state").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := a.AppendEvents(ctx, ev("e1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DeleteEventsBefore(ctx, "app", time.Time{}, old.Add(-48*time.Hour)); err != nil || deletes() != 0 {
+		t.Fatalf("retention that deleted nothing: %v, rollup_deletes %d; want 0", err, deletes())
+	}
+	if _, err := a.DeleteEventsBefore(ctx, "app", time.Time{}, old.Add(48*time.Hour)); err != nil || deletes() == 0 {
+		t.Fatalf("retention that deleted rollups: %v, rollup_deletes %d; want > 0", err, deletes())
+	}
+
+	// A late event; its aggregation reads the stored rows, then another
+	// process (here, b's writer) deletes rollups, as its retention would.
+	if _, err := a.AppendEvents(ctx, ev("e2")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.rollUp(ctx, 1, rollupChunk); err != nil { // e2: count 1 stored
+		t.Fatal(err)
+	}
+	if _, err := a.AppendEvents(ctx, ev("e3")); err != nil {
+		t.Fatal(err)
+	}
+	hook := func(db *DB) {
+		if db != a {
+			return
+		}
+		testHookAfterRead.Store(nil) // once
+		if _, err := b.w.ExecContext(ctx, "DELETE FROM event_rollups_route; UPDATE event_rollup_state SET rollup_deletes = rollup_deletes + 1"); err != nil {
+			t.Error(err)
+		}
+	}
+	testHookAfterRead.Store(&hook)
+	defer testHookAfterRead.Store(nil)
+	if err := a.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	var c float64
+	if err := a.r.QueryRowContext(ctx, "SELECT ifnull(sum(count), 0) FROM event_rollups_route WHERE span = 60").Scan(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c != 1 {
+		t.Errorf("minute rollup count %v after the deletion and e3; want 1 (e3 alone)", c)
+	}
+}

@@ -643,23 +643,27 @@ func (db *DB) rollUp(ctx context.Context, min int64, chunk int) error {
 	}
 }
 
+// testHookAfterRead, when set, is called by rollUpOnce between its read and
+// its write transactions (tests only).
+var testHookAfterRead atomic.Pointer[func(*DB)]
+
 // rollUpOnce reads and aggregates pending blocks in a read transaction,
 // off the writer, so that appends go on meanwhile; only the upserts and the
 // new watermark hold the writer. Callers hold db.roll.mu, so nothing else
 // moves the watermark in between.
 //
 // skipped reports that fewer than min events were pending: nothing done.
-// Another process on the same store (a CLI command) may aggregate too:
-// when it moved the watermark in between, more asks to start again.
+// Another process on the same store (a CLI command) may aggregate too, or
+// delete rollup rows: when it did in between, more asks to start again.
 func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipped bool, err error) {
 	a := newAggregator()
-	var from, to int64
+	var from, to, deletes int64
 	var n int
 	skip := false
 	err = db.readTx(ctx, func(tx *sql.Tx) error {
 		var last, pending int64
-		err := tx.QueryRowContext(ctx, "SELECT rolled_up, ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0), ("+pendingSQL+") FROM event_rollup_state").
-			Scan(&from, &last, &pending)
+		err := tx.QueryRowContext(ctx, "SELECT rolled_up, rollup_deletes, ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'event_blocks'), 0), ("+pendingSQL+") FROM event_rollup_state").
+			Scan(&from, &deletes, &last, &pending)
 		if err != nil {
 			return err
 		}
@@ -690,6 +694,9 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 	if err != nil {
 		return false, skipped, err
 	}
+	if h := testHookAfterRead.Load(); h != nil {
+		(*h)(db)
+	}
 	if err := db.resyncKeys(ctx, from); err != nil {
 		return false, skipped, err
 	}
@@ -698,12 +705,14 @@ func (db *DB) rollUpOnce(ctx context.Context, min int64, chunk int) (more, skipp
 	}
 	moved := false
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		var mark int64
-		if err := tx.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&mark); err != nil {
+		var mark, dels int64
+		if err := tx.QueryRowContext(ctx, "SELECT rolled_up, rollup_deletes FROM event_rollup_state").Scan(&mark, &dels); err != nil {
 			return err
 		}
-		if mark != from {
-			moved = true // by another process: read again from there (and resync)
+		if mark != from || dels != deletes {
+			// Another process aggregated, or deleted rollup rows (read
+			// above, to be written back merged): read again.
+			moved = true
 			return nil
 		}
 		if err := a.write(ctx, tx, &db.ev); err != nil {

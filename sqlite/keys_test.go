@@ -168,6 +168,7 @@ func TestMigrateEventKeys(t *testing.T) {
 			"CREATE TABLE event_keys (app_id TEXT NOT NULL, time INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (app_id, time, id)) STRICT, WITHOUT ROWID",
 			"DROP TABLE event_key_chunks",
 			"DELETE FROM sqlite_sequence WHERE name = 'event_key_chunks'",
+			"ALTER TABLE event_rollup_state DROP COLUMN rollup_deletes", // migration 5's
 			"PRAGMA user_version = 3",
 		} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
