@@ -199,3 +199,37 @@ func TestPendingKeysAggregatedElsewhere(t *testing.T) {
 		})
 	}
 }
+
+// Until the filter is built every key is looked up, keys close in time
+// sharing a query: a batch of stored keys interleaved with new ones, over
+// many chunks, is told apart exactly.
+func TestLookupsWithoutFilter(t *testing.T) {
+	ctx := t.Context()
+	db := openTestDB(t)
+	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(prefix string, from, n int, step time.Duration) []*callsign.Event {
+		var evs []*callsign.Event
+		for i := from; i < from+n; i++ {
+			evs = append(evs, &callsign.Event{AppID: "a", ID: fmt.Sprint(prefix, i), Time: t0.Add(time.Duration(i) * step)})
+		}
+		return evs
+	}
+	stored := mk("s", 0, 3000, 20*time.Microsecond) // 60 ms: many chunks
+	if _, err := db.AppendEvents(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.rollUp(ctx, 1, rollupChunk); err != nil {
+		t.Fatal(err)
+	}
+	db.keys.mu.Lock()
+	db.keys.stored.ready = false
+	db.keys.mu.Unlock()
+	batch := mk("n", 0, 1500, 40*time.Microsecond) // new, in the same 60 ms
+	for i := 0; i < len(stored); i += 3 {
+		batch = append(batch, stored[i])
+	}
+	res, err := db.AppendEvents(ctx, batch)
+	if err != nil || res.Accepted != 1500 || res.Duplicates != 1000 {
+		t.Errorf("AppendEvents = %+v, %v; want 1500 accepted, 1000 duplicates", res, err)
+	}
+}

@@ -304,10 +304,20 @@ func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks [
 		st := tx.StmtContext(ctx, db.ev.findKeyChunks)
 		read := map[int64]bool{}
 		stored := map[eventKey]bool{}
-		for _, x := range todo {
-			if err := readKeyChunks(ctx, st, x.e.AppID, x.t, read, stored); err != nil {
+		// todo is in (app, time) order, as the batch: keys within
+		// keyChunkSpan of the first of a run share one query.
+		for lo := 0; lo < len(todo); {
+			first := todo[lo]
+			hi := lo + 1
+			for hi < len(todo) && todo[hi].e.AppID == first.e.AppID && uint64(todo[hi].t-first.t) <= keyChunkSpan {
+				hi++
+			}
+			if err := readKeyChunks(ctx, st, first.e.AppID, first.t, todo[hi-1].t, read, stored); err != nil {
 				return false, nil, err
 			}
+			lo = hi
+		}
+		for _, x := range todo {
 			if stored[eventKey{x.e.AppID, x.t, x.e.ID}] {
 				x.dup, dups = true, true
 			} else {
@@ -319,14 +329,16 @@ func (db *DB) checkKeys(ctx context.Context, tx *sql.Tx, in []incoming, blocks [
 	return dups, added, nil
 }
 
-// findKeyChunksSQL selects the chunks of app ?1 that may hold a key at ?2:
-// its tmax in [?2, ?3], ?3 being ?2 + keyChunkSpan, its tmin <= ?2.
-const findKeyChunksSQL = "SELECT id, tmin, keys FROM event_key_chunks WHERE app_id = ?1 AND tmax >= ?2 AND tmax <= ?3 AND tmin <= ?2"
+// findKeyChunksSQL selects the chunks of app ?1 that may hold a key at a
+// time in [?2, ?4]: their tmax in [?2, ?3], ?3 being ?4 + keyChunkSpan,
+// their tmin <= ?4.
+const findKeyChunksSQL = "SELECT id, tmin, keys FROM event_key_chunks WHERE app_id = ?1 AND tmax >= ?2 AND tmax <= ?3 AND tmin <= ?4"
 
 // readKeyChunks adds to stored the keys of the chunks of app that may hold
-// a key at t, unless read already (read is keyed by chunk id).
-func readKeyChunks(ctx context.Context, st *sql.Stmt, app string, t int64, read map[int64]bool, stored map[eventKey]bool) error {
-	rows, err := st.QueryContext(ctx, app, t, sat(t, keyChunkSpan))
+// a key at a time in [t1, t2], unless read already (read is keyed by chunk
+// id).
+func readKeyChunks(ctx context.Context, st *sql.Stmt, app string, t1, t2 int64, read map[int64]bool, stored map[eventKey]bool) error {
+	rows, err := st.QueryContext(ctx, app, t1, sat(t2, keyChunkSpan), t2)
 	if err != nil {
 		return err
 	}
