@@ -89,6 +89,9 @@ func newBlockEncoder() *blockEncoder { return &blockEncoder{dict: make(map[strin
 // appends to reuse: a new one per batch made most of an append's garbage.
 var encoders = sync.Pool{New: func() any { return newBlockEncoder() }}
 
+// maxPooledBody bounds the buffer of a pooled encoder.
+const maxPooledBody = 4 << 20
+
 func (enc *blockEncoder) ref(s string) {
 	i, ok := enc.dict[s]
 	if !ok {

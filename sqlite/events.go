@@ -213,7 +213,11 @@ func (db *DB) newAppendRequest(events []*callsign.Event) *appendRequest {
 		x.h = db.keys.hash(x.e.AppID, x.t, []byte(x.e.ID))
 	}
 	enc := encoders.Get().(*blockEncoder)
-	defer encoders.Put(enc)
+	defer func() {
+		if cap(enc.body) <= maxPooledBody { // not one that logged large bodies
+			encoders.Put(enc)
+		}
+	}()
 	r.data = make([][]byte, len(r.blocks))
 	var evs []*callsign.Event
 	for i, b := range r.blocks {

@@ -469,10 +469,11 @@ func (a *aggregator) prepare(ctx context.Context, tx *sql.Tx, ev *eventStmts) er
 		if err := rows.Scan(&k.app, &k.span, &k.bucket, &k.route, &k.class, &k.authError, &o.count, &o.errors, &o.reqBytes, &o.respBytes, &blob); err != nil {
 			return err
 		}
-		if c := a.route[k]; c != nil {
-			return c.mergeStored(&o, blob)
+		c := a.route[k]
+		if c == nil { // the lookup is by primary key: cannot be
+			return fmt.Errorf("stored route rollup row %v matches no aggregate", k)
 		}
-		return nil
+		return c.mergeStored(&o, blob)
 	})
 	if err != nil {
 		return err
@@ -487,10 +488,11 @@ func (a *aggregator) prepare(ctx context.Context, tx *sql.Tx, ev *eventStmts) er
 		if err := rows.Scan(&k.app, &k.span, &k.bucket, &k.user, &k.company, &o.count, &o.errors, &o.reqBytes, &o.respBytes, &blob); err != nil {
 			return err
 		}
-		if c := a.user[k]; c != nil {
-			return c.mergeStored(&o, blob)
+		c := a.user[k]
+		if c == nil { // the lookup is by primary key: cannot be
+			return fmt.Errorf("stored user rollup row %v matches no aggregate", k)
 		}
-		return nil
+		return c.mergeStored(&o, blob)
 	})
 	if err != nil {
 		return err

@@ -147,8 +147,8 @@ func (f *storedFilter) grow(day int64, d *dayFilter, n uint) bool {
 	d.chain = append(d.chain, bf)
 	d.n = 0
 	f.bytes += int(bf.Cap() / 8)
-	for f.bytes > f.maxBytes && len(f.days) > 1 {
-		f.dropOldest()
+	for f.bytes > f.maxBytes && len(f.days) > 0 {
+		f.dropOldest() // perhaps day itself, when it alone is past the bound
 	}
 	return day >= f.below
 }

@@ -77,6 +77,20 @@ func TestStoredFilter(t *testing.T) {
 	if !p.stored.mayHold(p.hash("app", day(0), []byte("other0")), day(0)) {
 		t.Error("a dropped day's keys must be looked up")
 	}
+
+	// One day alone past the bound is dropped too.
+	var q pendingKeys
+	q.init()
+	q.stored.ready, q.stored.maxBytes = true, 1<<20
+	for i := range 2_000_000 {
+		q.stored.add(keyHash{7, uint64(i)}, day(9))
+		if q.stored.bytes > q.stored.maxBytes {
+			t.Fatalf("%d bytes of filters after %d keys of one day, bound %d", q.stored.bytes, i+1, q.stored.maxBytes)
+		}
+	}
+	if !q.stored.mayHold(keyHash{7, 1}, day(9)) {
+		t.Error("a key of the dropped day must be looked up")
+	}
 }
 
 // With the filter built, an event already aggregated is still found a
