@@ -264,6 +264,8 @@ type aggregator struct {
 	rks          []routeKey
 	uks          []userKey
 	rblob, ublob [][]byte
+	chunks       []keyChunk
+	vks          []valueKey
 }
 
 // eventKey is an idempotency key.
@@ -505,7 +507,28 @@ func (a *aggregator) prepare(ctx context.Context, tx *sql.Tx, ev *eventStmts) er
 	for i, k := range a.uks {
 		a.ublob[i] = encodeSketch(a.user[k].latency, nil)
 	}
+	// The key chunks and the event_index rows, in primary-key order.
+	slices.SortFunc(a.keys, cmpEventKey)
+	size := 0
+	for _, k := range a.keys {
+		size += len(k.id) + 4 // a time delta and a length take ~3 bytes
+	}
+	buf := make([]byte, 0, size) // one allocation for all the chunks
+	keyChunks(a.keys, func(c []eventKey) error {
+		n := len(buf)
+		buf = appendKeyChunk(buf, c)
+		a.chunks = append(a.chunks, keyChunk{c[0].app, c[0].t, c[len(c)-1].t, buf[n:len(buf):len(buf)]})
+		return nil
+	})
+	a.vks = slices.SortedFunc(mapKeys(a.index), cmpValueKey)
 	return nil
+}
+
+// keyChunk is a row of event_key_chunks.
+type keyChunk struct {
+	app        string
+	tmin, tmax int64
+	data       []byte
 }
 
 // lookupChunks runs the multi-row lookups stmts, of upsertChunkL, M and S
@@ -527,7 +550,7 @@ func lookupChunks(ctx context.Context, tx *sql.Tx, stmts [3]*sql.Stmt, n int, ke
 	})
 }
 
-// write writes what prepare made, the idempotency keys and the event_index
+// write writes what prepare made: rollup rows, key chunks and event_index
 // rows.
 func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) error {
 	err := upsertChunks(ctx, tx, ev.upsertRoute, len(a.rks), func(args []any, i int) []any {
@@ -546,34 +569,15 @@ func (a *aggregator) write(ctx context.Context, tx *sql.Tx, ev *eventStmts) erro
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(a.keys, cmpEventKey)
-	type keyChunk struct {
-		app        string
-		tmin, tmax int64
-		data       []byte
-	}
-	var chunks []keyChunk
-	size := 0
-	for _, k := range a.keys {
-		size += len(k.id) + 4 // a time delta and a length take ~3 bytes
-	}
-	buf := make([]byte, 0, size) // one allocation for all the chunks
-	keyChunks(a.keys, func(c []eventKey) error {
-		n := len(buf)
-		buf = appendKeyChunk(buf, c)
-		chunks = append(chunks, keyChunk{c[0].app, c[0].t, c[len(c)-1].t, buf[n:len(buf):len(buf)]})
-		return nil
-	})
-	err = upsertChunks(ctx, tx, ev.insertKeyChunks, len(chunks), func(args []any, i int) []any {
-		c := chunks[i]
+	err = upsertChunks(ctx, tx, ev.insertKeyChunks, len(a.chunks), func(args []any, i int) []any {
+		c := a.chunks[i]
 		return append(args, c.app, c.tmin, c.tmax, c.data)
 	})
 	if err != nil {
 		return err
 	}
-	vks := slices.SortedFunc(mapKeys(a.index), cmpValueKey)
-	return upsertChunks(ctx, tx, ev.insertIndex, len(vks), func(args []any, i int) []any {
-		k, r := vks[i], a.index[vks[i]]
+	return upsertChunks(ctx, tx, ev.insertIndex, len(a.vks), func(args []any, i int) []any {
+		k, r := a.vks[i], a.index[a.vks[i]]
 		return append(args, k.app, k.kind, k.value, r.tmax, r.first, r.last, r.tmin, r.blocks)
 	})
 }

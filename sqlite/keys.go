@@ -211,11 +211,16 @@ func (p *pendingKeys) aggregated(keys []eventKey) {
 	for i, k := range keys {
 		hs[i] = p.hash(k.app, k.t, []byte(k.id))
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i, h := range hs {
-		p.stored.add(h, keys[i].t)
-		delete(p.set, h)
+	// A few thousand at a time: appends check their keys under p.mu, on
+	// the writer, in between.
+	const step = 4096
+	for lo := 0; lo < len(hs); lo += step {
+		p.mu.Lock()
+		for i := lo; i < min(lo+step, len(hs)); i++ {
+			p.stored.add(hs[i], keys[i].t)
+			delete(p.set, hs[i])
+		}
+		p.mu.Unlock()
 	}
 }
 
