@@ -96,7 +96,13 @@ func TestStoredRollupPlans(t *testing.T) {
 // the test.
 func openTestDB(t *testing.T) *DB {
 	t.Helper()
-	db, err := Open(t.Context(), t.TempDir())
+	return openTestDBIn(t, t.TempDir())
+}
+
+// openTestDBIn opens the store in dir, closed at the end of the test.
+func openTestDBIn(t *testing.T, dir string) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +286,7 @@ func TestRetentionUnindexes(t *testing.T) {
 func TestRollupDeletesStopStaleWrites(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	a, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := openTestDBIn(t, dir)
 	old := time.Date(2025, 1, 1, 10, 0, 30, 0, time.UTC)
 	ev := func(id string) []*callsign.Event {
 		return []*callsign.Event{{AppID: "app", ID: id, Time: old, Route: "GET /r", Status: 200}}
@@ -311,11 +313,7 @@ func TestRollupDeletesStopStaleWrites(t *testing.T) {
 	if _, err := a.AppendEvents(ctx, ev("e2")); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTestDBIn(t, dir)
 	if err := a.rollUp(ctx, 1, rollupChunk); err != nil { // e2: count 1 stored
 		t.Fatal(err)
 	}

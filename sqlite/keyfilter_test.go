@@ -101,11 +101,7 @@ func TestStoredFilter(t *testing.T) {
 func TestDuplicatesWithStoredFilter(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	db, err := Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDBIn(t, dir)
 	start := time.Date(2025, 3, 1, 23, 59, 0, 0, time.UTC) // across a day
 	mk := func(from, to int) []*callsign.Event {
 		var evs []*callsign.Event
@@ -179,11 +175,7 @@ func TestPendingKeysAggregatedElsewhere(t *testing.T) {
 		t.Run(fmt.Sprint("other deletes: ", otherDeletes), func(t *testing.T) {
 			ctx := t.Context()
 			dir := t.TempDir()
-			db, err := Open(ctx, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := openTestDBIn(t, dir)
 			t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 			var evs []*callsign.Event
 			for i := range 10 {

@@ -231,32 +231,38 @@ func (db *DB) loadPendingKeys(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, "SELECT rolled_up FROM event_rollup_state").Scan(&db.keys.mark); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT seq, app_id, tmin, data FROM event_blocks WHERE seq > ?", db.keys.mark)
-		if err != nil {
+		return db.blockKeys(ctx, tx, db.keys.mark, math.MaxInt64, func(h keyHash, seq int64) { db.keys.set[h] = seq })
+	})
+}
+
+// blockKeys calls fn with the hash of the key of every event in the
+// blocks with lo < seq <= hi, and the seq of its block.
+func (db *DB) blockKeys(ctx context.Context, tx *sql.Tx, lo, hi int64, fn func(h keyHash, seq int64)) error {
+	rows, err := tx.QueryContext(ctx, "SELECT seq, app_id, tmin, data FROM event_blocks WHERE seq > ? AND seq <= ?", lo, hi)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var r blockReader
+	var e blockEvent
+	for rows.Next() {
+		var seq, tmin int64
+		var app string
+		var data sql.RawBytes
+		if err := rows.Scan(&seq, &app, &tmin, &data); err != nil {
 			return err
 		}
-		defer rows.Close()
-		var r blockReader
-		var e blockEvent
-		for rows.Next() {
-			var seq, tmin int64
-			var app string
-			var data sql.RawBytes
-			if err := rows.Scan(&seq, &app, &tmin, &data); err != nil {
-				return err
-			}
-			if err := r.reset(data, tmin); err != nil {
-				return fmt.Errorf("sqlite: block %d: %w", seq, err)
-			}
-			for r.next(&e) {
-				db.keys.set[db.keys.hash(app, e.time, r.bytesOf(e.id))] = seq
-			}
-			if r.err != nil {
-				return fmt.Errorf("sqlite: block %d: %w", seq, r.err)
-			}
+		if err := r.reset(data, tmin); err != nil {
+			return fmt.Errorf("sqlite: block %d: %w", seq, err)
 		}
-		return rows.Err()
-	})
+		for r.next(&e) {
+			fn(db.keys.hash(app, e.time, r.bytesOf(e.id)), seq)
+		}
+		if r.err != nil {
+			return fmt.Errorf("sqlite: block %d: %w", seq, r.err)
+		}
+	}
+	return rows.Err()
 }
 
 // checkKeys marks the events of in whose key is stored, pending or
@@ -385,31 +391,7 @@ func (db *DB) resyncKeys(ctx context.Context, from int64) error {
 	if from > old {
 		var hs []keyHash
 		err := db.readTx(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, "SELECT seq, app_id, tmin, data FROM event_blocks WHERE seq > ? AND seq <= ?", old, from)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			var r blockReader
-			var e blockEvent
-			for rows.Next() {
-				var seq, tmin int64
-				var app string
-				var data sql.RawBytes
-				if err := rows.Scan(&seq, &app, &tmin, &data); err != nil {
-					return err
-				}
-				if err := r.reset(data, tmin); err != nil {
-					return fmt.Errorf("block %d: %w", seq, err)
-				}
-				for r.next(&e) {
-					hs = append(hs, db.keys.hash(app, e.time, r.bytesOf(e.id)))
-				}
-				if r.err != nil {
-					return fmt.Errorf("block %d: %w", seq, r.err)
-				}
-			}
-			return rows.Err()
+			return db.blockKeys(ctx, tx, old, from, func(h keyHash, _ int64) { hs = append(hs, h) })
 		})
 		if err != nil {
 			return fmt.Errorf("sqlite: resync event keys: %w", err)
