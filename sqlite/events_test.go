@@ -437,7 +437,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 				}
 			}
 		}
-		if stored[fmt.Sprint("boom")] {
+		if stored["boom"] {
 			t.Fatalf("an event of a failed append is stored")
 		}
 	}
