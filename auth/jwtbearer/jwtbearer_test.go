@@ -241,6 +241,8 @@ func TestAttacks(t *testing.T) {
 		{"empty", "", auth.CodeMalformed},
 		{"header not JSON", b64([]byte("HS256")) + "." + parts[1] + "." + parts[2], auth.CodeMalformed},
 		{"claims not an object", raw(hdr("HS256", "hs"), `["alice"]`, hs(hsSecret)), auth.CodeMalformed},
+		{"a claim past float64's range", raw(hdr("HS256", "hs"), strings.TrimSuffix(good, "}")+`,"big":2`+strings.Repeat("0", 320)+`}`, hs(hsSecret)), auth.CodeMalformed},
+		{"exp past float64's range", raw(hdr("HS256", "hs"), strings.Replace(good, `"exp":`, `"exp":1e400,"x":`, 1), hs(hsSecret)), auth.CodeMalformed},
 		{"claims not UTF-8", raw(hdr("HS256", "hs"), strings.TrimSuffix(good, "}")+",\"x\":\"\xc3\x28\"}", hs(hsSecret)), auth.CodeMalformed},
 		{"over the size limit", raw(hdr("HS256", "hs"), obj(with(goodClaims(), "pad", long(jwtbearer.DefaultMaxTokenLen))), hs(hsSecret)), auth.CodeTooLarge},
 
