@@ -66,7 +66,8 @@
 //
 // Shipper is the Sink that sends events to the callsign server's
 // POST /v2/events: a bounded queue (events are dropped and counted when it
-// is full), batches by count, bytes and time, gzip, retries with
+// is full), batches by count, bytes and time, compresses them (snappy by
+// default, gzip or none: ShipperOptions.Compression), retries with
 // exponential backoff and full jitter on 5xx and network errors, honours
 // 429 Retry-After, refreshes its token once on 401. It authenticates with a
 // client.TokenSource: a client.ServerTokenSource (the app's secret token;
@@ -83,12 +84,13 @@
 // ".seg"), so that name order is write order. A segment is:
 //
 //	offset  size  content
-//	0       8     magic "CSSPOOL1"
+//	0       8     magic: "CSSPOOL1" (gzip payload), "CSSPOOLS" (snappy)
+//	              or "CSSPOOLI" (uncompressed)
 //	8       4     number of events, big-endian uint32 (1 to callsign.MaxEventsPerBatch)
 //	12      4     payload length, big-endian uint32 (the rest of the file)
 //	16      4     CRC-32C (Castagnoli) of the payload, big-endian
-//	20      ...   payload: the gzip-compressed ingest body {"events": [...]},
-//	              exactly as it is POSTed
+//	20      ...   payload: the ingest body {"events": [...]}, compressed
+//	              as the magic says, exactly as it is POSTed
 //
 // A segment is written to "<seq>.tmp", fsynced, renamed to "<seq>.seg" and
 // the directory fsynced: a crash leaves no segment or a whole one (stray

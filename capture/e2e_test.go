@@ -120,6 +120,35 @@ func TestEndToEndServerToken(t *testing.T) {
 	}
 }
 
+// Every compression the Shipper offers is one the real server takes.
+func TestEndToEndCompressions(t *testing.T) {
+	cs := newRealServer(t)
+	for i, c := range []capture.Compression{capture.CompressionSnappy, capture.CompressionGzip, capture.CompressionNone} {
+		t.Run(string(c), func(t *testing.T) {
+			sh, err := capture.NewShipper(capture.ShipperOptions{Server: cs.url, Compression: c, BatchSize: 7,
+				Tokens: &client.ServerTokenSource{Server: cs.url, SecretToken: cs.secret}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			user := "user-" + string(c)
+			for j := range 20 {
+				e := testEvent(i*100 + j)
+				e.ID, e.Time, e.UserID = capture.NewEventID(time.Now()), time.Now(), user
+				sh.Enqueue(e)
+			}
+			if err := sh.Close(ctxTimeout(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if st := sh.Stats(); st.Sent != 20 || st.Batches != 3 {
+				t.Fatalf("stats %+v", st)
+			}
+			if got := cs.events(t, url.Values{"user_id": {user}}); len(got) != 20 {
+				t.Fatalf("%d of %s's events stored", len(got), user)
+			}
+		})
+	}
+}
+
 // tokenFunc is a TokenSource the Shipper cannot recognise.
 type tokenFunc func(context.Context) (string, error)
 

@@ -1,8 +1,6 @@
 package capture
 
 import (
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/callsignhq/callsign"
 )
 
@@ -10,26 +8,33 @@ import (
 var (
 	AppendEventJSON   = appendEventJSON
 	AppendRedactedURI = appendRedactedURI
-	DecodeSegment     = decodeSegment
-	EncodeSegment     = encodeSegment
 	ParseRetryAfter   = parseRetryAfter
 	GetEvent          = getEvent
 	ReleaseEvent      = putEvent
 	ParseIPv4Port     = parseIPv4Port
 )
 
-// BatchEncoder runs the Shipper's batching code (encode, batch, gzip)
+// EncodeSegment returns the spool segment of a batch.
+func EncodeSegment(n int, enc Compression, body []byte) []byte {
+	return encodeSegment(batch{body: body, n: n, enc: enc})
+}
+
+// DecodeSegment decodes a spool segment.
+func DecodeSegment(data []byte) (n int, enc Compression, body []byte, err error) {
+	b, err := decodeSegment(data)
+	return b.n, b.enc, b.body, err
+}
+
+// BatchEncoder runs the Shipper's batching code (encode, batch, compress)
 // without a goroutine or a server.
 type BatchEncoder struct{ s *Shipper }
 
-func NewBatchEncoder() *BatchEncoder {
-	s := &Shipper{o: ShipperOptions{BatchSize: callsign.MaxEventsPerBatch + 1, BatchBytes: callsign.MaxBatchBytes}}
-	s.zw, _ = gzip.NewWriterLevel(&s.zbuf, gzipLevel)
-	return &BatchEncoder{s}
+func NewBatchEncoder(enc Compression) *BatchEncoder {
+	return &BatchEncoder{&Shipper{o: ShipperOptions{BatchSize: callsign.MaxEventsPerBatch + 1, BatchBytes: callsign.MaxBatchBytes, Compression: enc}}}
 }
 
 // Add adds e (which goes back to the pool) to the batch.
 func (b *BatchEncoder) Add(e *callsign.Event) { b.s.add(e) }
 
 // Seal returns the compressed batch and starts a new one.
-func (b *BatchEncoder) Seal() []byte { return b.s.seal() }
+func (b *BatchEncoder) Seal() []byte { return b.s.seal().body }

@@ -51,19 +51,24 @@ func FuzzEventJSON(f *testing.F) {
 // Segment decoding never panics, and what it accepts re-encodes to the same
 // bytes.
 func FuzzDecodeSegment(f *testing.F) {
-	f.Add(capture.EncodeSegment(3, []byte("\x1f\x8bpayload")))
+	f.Add(capture.EncodeSegment(3, capture.CompressionGzip, []byte("\x1f\x8bpayload")))
+	f.Add(capture.EncodeSegment(3, capture.CompressionSnappy, []byte("\x07\x18payload")))
+	f.Add(capture.EncodeSegment(1, capture.CompressionNone, []byte(`{"events":[]}`)))
 	f.Add([]byte("CSSPOOL1"))
 	f.Add([]byte("CSSPOOL1\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00"))
-	f.Add(capture.EncodeSegment(callsign.MaxEventsPerBatch+1, nil))
+	f.Add(capture.EncodeSegment(callsign.MaxEventsPerBatch+1, capture.CompressionGzip, nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		n, payload, err := capture.DecodeSegment(data)
+		n, enc, payload, err := capture.DecodeSegment(data)
 		if err != nil {
 			return
 		}
 		if n < 1 || n > callsign.MaxEventsPerBatch {
 			t.Fatalf("count %d accepted", n)
 		}
-		if !bytes.Equal(capture.EncodeSegment(n, payload), data) {
+		if enc != capture.CompressionGzip && enc != capture.CompressionSnappy && enc != capture.CompressionNone {
+			t.Fatalf("encoding %q accepted", enc)
+		}
+		if !bytes.Equal(capture.EncodeSegment(n, enc, payload), data) {
 			t.Fatal("accepted segment does not re-encode to itself")
 		}
 	})

@@ -18,13 +18,14 @@ import (
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/capture"
 	"github.com/callsignhq/callsign/client"
+	"github.com/klauspost/compress/s2"
 )
 
 const testSecret = "cs_sec_test-secret"
 
 // collector is a loopback callsign server that speaks the ingest contract:
 // POST /v2/tokens/server (Bearer secret) mints tokens, POST /v2/events
-// takes gzip or plain JSON batches, deduplicates by id and reports
+// takes snappy, gzip or plain JSON batches, deduplicates by id and reports
 // per-event rejections. fault, when set, can answer a post instead.
 type collector struct {
 	t   *testing.T
@@ -36,6 +37,7 @@ type collector struct {
 	batches  [][]string // ids of each batch, in arrival order
 	bodies   [][]byte   // decompressed bodies
 	posts    int
+	encs     []string // Content-Encoding of each post, in arrival order
 	tokens   int
 	valid    map[string]bool
 	fault    func(n int, w http.ResponseWriter, r *http.Request) bool
@@ -88,6 +90,7 @@ func (c *collector) revoke(tok string) {
 func (c *collector) ingest(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	c.posts++
+	c.encs = append(c.encs, r.Header.Get("Content-Encoding"))
 	n, fault := c.posts, c.fault
 	c.mu.Unlock()
 	if fault != nil && fault(n, w, r) {
@@ -106,7 +109,8 @@ func (c *collector) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
 			c.t.Errorf("collector: gzip: %v", err)
@@ -114,6 +118,22 @@ func (c *collector) ingest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = zr
+	case "snappy":
+		b, err := io.ReadAll(r.Body)
+		if err == nil {
+			b, err = s2.Decode(nil, b)
+		}
+		if err != nil {
+			c.t.Errorf("collector: snappy: %v", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		body = bytes.NewReader(b)
+	case "":
+	default:
+		c.t.Errorf("collector: Content-Encoding %q", enc)
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		return
 	}
 	raw, err := io.ReadAll(io.LimitReader(body, callsign.MaxBatchBytes+1))
 	if err != nil {

@@ -471,6 +471,47 @@ func TestSpoolReplayAfterRestart(t *testing.T) {
 	}
 }
 
+// Batches spooled by a Shipper that compressed with gzip are replayed as
+// gzip by the next one, which sends its own batches as snappy.
+func TestSpoolReplaysEachBatchInItsEncoding(t *testing.T) {
+	dir := t.TempDir()
+	col := newCollector(t)
+	col.setFault(func(_ int, w http.ResponseWriter, _ *http.Request) bool { w.WriteHeader(503); return true })
+	s1 := newShipper(t, col, &sleeps{}, func(o *capture.ShipperOptions) {
+		o.SpoolDir, o.BatchSize, o.SpoolAfter, o.Compression = dir, 10, 1, capture.CompressionGzip
+	})
+	enqueue(t, s1, 0, 20)
+	s1.Flush(ctxTimeout(t, 5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	s1.Close(ctx)
+	if st := s1.Stats(); st.Spooled != 20 || st.SpoolSegments != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	col.setFault(nil)
+	col.mu.Lock()
+	col.encs = nil
+	col.mu.Unlock()
+	s2 := newShipper(t, col, &sleeps{}, func(o *capture.ShipperOptions) { o.SpoolDir, o.BatchSize = dir, 10 })
+	if err := s2.Flush(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, s2, 20, 30)
+	if err := s2.Flush(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := storedIDs(col); !slices.Equal(got, wantIDs(0, 30)) {
+		t.Fatalf("stored %d events", len(got))
+	}
+	col.mu.Lock()
+	encs := slices.Clone(col.encs)
+	col.mu.Unlock()
+	if want := []string{"gzip", "gzip", "snappy"}; !slices.Equal(encs, want) {
+		t.Fatalf("Content-Encoding of the posts: %q, want %q", encs, want)
+	}
+}
+
 // While the collector is down the spool absorbs the queue (no queue-full
 // drops), within its byte bound: the oldest segments go first, counted.
 func TestSpoolBounded(t *testing.T) {
@@ -595,6 +636,8 @@ func TestNewShipperValidates(t *testing.T) {
 		{Server: "", Tokens: tok},
 		{Server: "ftp://x", Tokens: tok},
 		{Server: "http://127.0.0.1:1", Tokens: tok, SpoolDir: "/dev/null/x"},
+		{Server: "http://127.0.0.1:1", Tokens: tok, Compression: "br"},
+		{Server: "http://127.0.0.1:1", Tokens: tok, Compression: "GZIP"},
 	} {
 		if _, err := capture.NewShipper(o); err == nil {
 			t.Errorf("NewShipper(%+v) accepted", o)

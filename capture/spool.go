@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/callsignhq/callsign/internal/flock"
 	"hash/crc32"
 	"io"
 	"os"
@@ -14,17 +13,25 @@ import (
 	"strings"
 
 	"github.com/callsignhq/callsign"
+	"github.com/callsignhq/callsign/internal/flock"
 )
 
 // Segment layout: see "Spool" in the package documentation.
 const (
-	segMagic  = "CSSPOOL1"
 	segHeader = 20
 	segSuffix = ".seg"
-	// maxSegment bounds the file read back: a payload is a compressed
-	// batch of at most MaxBatchBytes.
-	maxSegment = segHeader + callsign.MaxBatchBytes + callsign.MaxBatchBytes/8 + 1<<10
+	// maxSegment bounds the file read back: a payload is a batch of at
+	// most MaxBatchBytes, compressed (snappy's worst case is the
+	// largest: 32 + n + n/6 bytes).
+	maxSegment = segHeader + callsign.MaxBatchBytes + callsign.MaxBatchBytes/6 + 1<<10
 )
+
+// segMagics gives the magic of a segment by its payload's encoding; the
+// first one is the only one spools written before snappy knew.
+var segMagics = [...]struct {
+	magic string
+	enc   Compression
+}{{"CSSPOOL1", CompressionGzip}, {"CSSPOOLS", CompressionSnappy}, {"CSSPOOLI", CompressionNone}}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -37,37 +44,54 @@ var (
 	errSegChecksum = errors.New("capture: spool segment: checksum mismatch")
 )
 
-// encodeSegment returns the segment of a batch of n events.
-func encodeSegment(n int, payload []byte) []byte {
-	b := make([]byte, segHeader, segHeader+len(payload))
-	copy(b, segMagic)
-	binary.BigEndian.PutUint32(b[8:], uint32(n))
-	binary.BigEndian.PutUint32(b[12:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(payload, castagnoli))
-	return append(b, payload...)
+// encodeSegment returns the segment of a batch. Its encoding must be one
+// of segMagics'.
+func encodeSegment(b batch) []byte {
+	data := make([]byte, segHeader, segHeader+len(b.body))
+	for _, m := range segMagics {
+		if m.enc == b.enc {
+			copy(data, m.magic)
+		}
+	}
+	binary.BigEndian.PutUint32(data[8:], uint32(b.n))
+	binary.BigEndian.PutUint32(data[12:], uint32(len(b.body)))
+	binary.BigEndian.PutUint32(data[16:], crc32.Checksum(b.body, castagnoli))
+	return append(data, b.body...)
 }
 
-// decodeSegment returns the event count and payload of a segment file's
-// content. It never panics, whatever data holds.
-func decodeSegment(data []byte) (n int, payload []byte, err error) {
-	if len(data) < segHeader {
-		return 0, nil, errSegShort
+// segEncoding returns the encoding a segment's magic names, or "".
+func segEncoding(magic []byte) Compression {
+	for _, m := range segMagics {
+		if string(magic) == m.magic {
+			return m.enc
+		}
 	}
-	if string(data[:8]) != segMagic {
-		return 0, nil, errSegMagic
+	return ""
+}
+
+// decodeSegment returns the batch of a segment file's content (its body
+// within data). It never panics, whatever data holds.
+func decodeSegment(data []byte) (batch, error) {
+	if len(data) < segHeader {
+		return batch{}, errSegShort
+	}
+	b := batch{enc: segEncoding(data[:8])}
+	if b.enc == "" {
+		return batch{}, errSegMagic
 	}
 	count := binary.BigEndian.Uint32(data[8:])
 	if count == 0 || count > callsign.MaxEventsPerBatch {
-		return 0, nil, errSegCount
+		return batch{}, errSegCount
 	}
 	if uint64(binary.BigEndian.Uint32(data[12:])) != uint64(len(data)-segHeader) {
-		return 0, nil, errSegLength
+		return batch{}, errSegLength
 	}
-	payload = data[segHeader:]
-	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(data[16:]) {
-		return 0, nil, errSegChecksum
+	b.body = data[segHeader:]
+	if crc32.Checksum(b.body, castagnoli) != binary.BigEndian.Uint32(data[16:]) {
+		return batch{}, errSegChecksum
 	}
-	return int(count), payload, nil
+	b.n = int(count)
+	return b, nil
 }
 
 type segInfo struct {
@@ -162,10 +186,10 @@ func (sp *spool) unlock() {
 
 // write stores a batch durably. It returns the number of events of the
 // segments deleted to stay within the bound (possibly this one's).
-func (sp *spool) write(n int, payload []byte) (dropped int, err error) {
+func (sp *spool) write(b batch) (dropped int, err error) {
 	seq := sp.next
 	sp.next++
-	data := encodeSegment(n, payload)
+	data := encodeSegment(b)
 	tmp, final := sp.path(seq, ".tmp"), sp.path(seq, segSuffix)
 	if err := writeFileSync(tmp, data); err != nil {
 		os.Remove(tmp)
@@ -219,7 +243,7 @@ func (sp *spool) count(seq uint64) int {
 	}
 	defer f.Close()
 	var h [segHeader]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:8]) != segMagic {
+	if _, err := io.ReadFull(f, h[:]); err != nil || segEncoding(h[:8]) == "" {
 		return 0
 	}
 	return int(min(binary.BigEndian.Uint32(h[8:]), callsign.MaxEventsPerBatch))
@@ -227,22 +251,22 @@ func (sp *spool) count(seq uint64) int {
 
 // oldest reads the oldest segment. A segment that cannot be read or
 // decoded is returned with its error; the caller removes it.
-func (sp *spool) oldest() (seq uint64, n int, payload []byte, err error) {
+func (sp *spool) oldest() (seq uint64, b batch, err error) {
 	seg := sp.segs[0]
 	f, err := os.Open(sp.path(seg.seq, segSuffix))
 	if err != nil {
-		return seg.seq, 0, nil, err
+		return seg.seq, batch{}, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxSegment+1))
 	if err != nil {
-		return seg.seq, 0, nil, err
+		return seg.seq, batch{}, err
 	}
 	if len(data) > maxSegment {
-		return seg.seq, 0, nil, errSegLength
+		return seg.seq, batch{}, errSegLength
 	}
-	n, payload, err = decodeSegment(data)
-	return seg.seq, n, payload, err
+	b, err = decodeSegment(data)
+	return seg.seq, b, err
 }
 
 // remove deletes a segment.

@@ -16,7 +16,7 @@ const (
 	// ETooManyEvents: an ingest batch of more than
 	// callsign.MaxEventsPerBatch events (413).
 	ETooManyEvents = "too_many_events"
-	// EInvalidEncoding: a gzip body that does not decompress (400).
+	// EInvalidEncoding: a gzip or snappy body that does not decompress (400).
 	EInvalidEncoding = "invalid_encoding"
 	// EInvalidParameter, EMissingParameter and EUnknownParameter: a query
 	// parameter that does not parse or is out of range, one that is

@@ -108,16 +108,21 @@ func FuzzIngest(f *testing.F) {
 	e := newEnv(f, httpapi.Config{})
 	a := e.createApp("a", "")
 	tok := e.serverToken(a)
-	f.Add(batch(evt("a")), false)
-	f.Add(gz(batch(evt("b"))), true)
-	f.Add(`{"events":[{"id":"x","time":"yesterday","status":99}]}`, false)
-	f.Add(`{"events":[{}]}`, false)
-	f.Fuzz(func(t *testing.T, body string, gzipped bool) {
+	// enc picks the Content-Encoding: 0 none, 1 gzip, 2 snappy.
+	f.Add(batch(evt("a")), uint8(0))
+	f.Add(gz(batch(evt("b"))), uint8(1))
+	f.Add(sn(batch(evt("c"))), uint8(2))
+	f.Add(`{"events":[{"id":"x","time":"yesterday","status":99}]}`, uint8(0))
+	f.Add(`{"events":[{}]}`, uint8(0))
+	f.Fuzz(func(t *testing.T, body string, enc uint8) {
 		req := httptest.NewRequest("POST", "/v2/events", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok)
-		if gzipped {
+		switch enc % 3 {
+		case 1:
 			req.Header.Set("Content-Encoding", "gzip")
+		case 2:
+			req.Header.Set("Content-Encoding", "snappy")
 		}
 		w := httptest.NewRecorder()
 		e.api.ServeHTTP(w, req)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth/apptoken"
+	"github.com/klauspost/compress/s2"
 )
 
 // Limits of ingest beyond those of package callsign.
@@ -196,75 +197,135 @@ func (ks keySet) PublicKey(kid string) (ed25519.PublicKey, bool) {
 	return nil, false
 }
 
-// readBatch reads the body, decompressing gzip, into a pooled buffer of at
-// most callsign.MaxBatchBytes: a gzip bomb stops at the limit, having
-// allocated no more than the buffer. release returns the buffer.
+// readBatch reads the body into a pooled buffer of at most
+// callsign.MaxBatchBytes, decompressing gzip or snappy (the block format,
+// as Prometheus remote write sends it): a gzip bomb stops at the limit,
+// having allocated no more than the buffer, and a snappy body whose
+// header claims more is refused before it is decoded. release returns the
+// buffers.
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return nil, nil, callsign.Errorf(callsign.EUnsupportedMedia, "The batch must be JSON, sent with Content-Type: application/json.")
 	}
-	gz := false
-	switch enc := strings.ToLower(strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ","))); enc {
+	enc := strings.ToLower(strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ",")))
+	switch enc {
 	case "", "identity":
+		enc = ""
 	case "gzip", "x-gzip":
-		gz = true
+		enc = "gzip"
+	case "snappy":
 	default:
-		return nil, nil, callsign.Errorf(callsign.EUnsupportedMedia, "The Content-Encoding %q is not supported: send gzip or nothing.", truncate(enc, 40))
+		return nil, nil, callsign.Errorf(callsign.EUnsupportedMedia, "The Content-Encoding %q is not supported: send gzip, snappy or nothing.", truncate(enc, 40))
 	}
 	var src io.Reader = http.MaxBytesReader(w, r.Body, MaxIngestBody)
 	var zr *gzip.Reader
-	if gz {
+	if enc == "gzip" {
 		zr, _ = s.gzips.Get().(*gzip.Reader)
 		if zr == nil {
 			zr = new(gzip.Reader)
 		}
 		if err := zr.Reset(src); err != nil {
-			return nil, nil, bodyError(err)
+			return nil, nil, bodyError(err, enc)
 		}
 		src = zr
 	}
-	buf, _ := s.bufs.Get().(*[]byte)
-	if buf == nil {
-		b := make([]byte, 0, callsign.MaxBatchBytes+1)
-		buf = &b
-	}
+	buf := s.getBuf()
+	var raw *[]byte // the snappy body as sent
 	release = func() {
-		*buf = (*buf)[:0]
-		s.bufs.Put(buf)
+		s.putBuf(buf)
+		if raw != nil {
+			s.putBuf(raw)
+		}
 		if zr != nil {
 			s.gzips.Put(zr)
 		}
 	}
-	b := (*buf)[:0]
-	for {
-		n, err := src.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if len(b) > callsign.MaxBatchBytes {
+	dst := buf
+	if enc == "snappy" {
+		raw = s.getBuf()
+		dst = raw
+	}
+	b, err := readAtMost(src, (*dst)[:0], callsign.MaxBatchBytes)
+	*dst = b
+	if err != nil {
+		release()
+		if errors.Is(err, errTooLarge) {
+			return nil, nil, callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes once decompressed.", callsign.MaxBatchBytes)
+		}
+		if zr == nil {
+			enc = "" // the body as sent did not arrive whole
+		}
+		return nil, nil, bodyError(err, enc)
+	}
+	if enc == "snappy" {
+		n, err := s2.DecodedLen(b)
+		switch {
+		case err != nil:
+			release()
+			return nil, nil, bodyError(err, "snappy")
+		case n > callsign.MaxBatchBytes:
 			release()
 			return nil, nil, callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes once decompressed.", callsign.MaxBatchBytes)
 		}
-		if err == io.EOF {
-			break
-		}
+		out, err := s2.Decode((*buf)[:n], b)
 		if err != nil {
 			release()
-			return nil, nil, bodyError(err)
+			return nil, nil, bodyError(err, "snappy")
 		}
+		b = out
 	}
 	*buf = b
 	return b, release, nil
 }
 
-// bodyError classifies a failure to read or decompress a body.
-func bodyError(err error) error {
+// errTooLarge is readAtMost's error for a body over its limit.
+var errTooLarge = errors.New("body too large")
+
+// readAtMost appends src to b, which has room for max+1 bytes, and fails
+// with errTooLarge past max bytes.
+func readAtMost(src io.Reader, b []byte, max int) ([]byte, error) {
+	for {
+		n, err := src.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > max {
+			return b, errTooLarge
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// getBuf returns a pooled buffer with room for callsign.MaxBatchBytes+1
+// bytes; putBuf returns it.
+func (s *Server) getBuf() *[]byte {
+	if buf, _ := s.bufs.Get().(*[]byte); buf != nil {
+		return buf
+	}
+	b := make([]byte, 0, callsign.MaxBatchBytes+1)
+	return &b
+}
+
+func (s *Server) putBuf(buf *[]byte) {
+	*buf = (*buf)[:0]
+	s.bufs.Put(buf)
+}
+
+// bodyError classifies a failure to read or decompress a body sent with
+// Content-Encoding enc ("gzip", "snappy" or "" for none).
+func bodyError(err error, enc string) error {
 	var mbe *http.MaxBytesError
 	var corrupt flate.CorruptInputError
 	switch {
 	case errors.As(err, &mbe):
 		return callsign.Errorf(callsign.EBodyTooLarge, "The request body is larger than %d bytes.", MaxIngestBody)
-	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.As(err, &corrupt), errors.Is(err, io.ErrUnexpectedEOF):
-		return callsign.Errorf(EInvalidEncoding, "The body is not valid gzip (Content-Encoding: gzip).")
+	case enc != "" && (errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.As(err, &corrupt) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, s2.ErrCorrupt) || errors.Is(err, s2.ErrTooLarge) || errors.Is(err, s2.ErrUnsupported)):
+		return callsign.Errorf(EInvalidEncoding, "The body is not valid %s (Content-Encoding: %s).", enc, enc)
 	}
 	return callsign.Errorf(callsign.EInvalid, "The request body could not be read.")
 }

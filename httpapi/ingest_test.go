@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth/apptoken"
 	"github.com/callsignhq/callsign/httpapi"
+	"github.com/klauspost/compress/s2"
 )
 
 // clock is a settable clock for Config.Now; the zero value follows the
@@ -55,6 +57,9 @@ func gz(s string) string {
 	w.Close()
 	return b.String()
 }
+
+// sn compresses s in the snappy block format (Content-Encoding: snappy).
+func sn(s string) string { return string(s2.EncodeSnappy(nil, []byte(s))) }
 
 // serverToken gets an ingest:server token with the app's secret.
 func (e *env) serverToken(a appFixture) string {
@@ -295,11 +300,21 @@ func TestIngestErrorScenarios(t *testing.T) {
 		{name: "truncated gzip", method: "POST", path: "/v2/events", body: gz(one)[:20], headers: auth(srv, "Content-Encoding", "gzip"), status: 400, code: "invalid_encoding"},
 		{name: "gzip with a bad checksum", method: "POST", path: "/v2/events", body: func() string { b := []byte(gz(one)); b[len(b)-6] ^= 1; return string(b) }(), headers: auth(srv, "Content-Encoding", "gzip"), status: 400, code: "invalid_encoding"},
 		{name: "gzip of JSON that is not a batch", method: "POST", path: "/v2/events", body: gz(`[1]`), headers: auth(srv, "Content-Encoding", "gzip"), status: 400, code: "invalid_json"},
+		{name: "snappy", method: "POST", path: "/v2/events", body: sn(batch(evt("sn1"))), headers: auth(srv, "Content-Encoding", "snappy"), status: 200,
+			check: func(t *testing.T, r *response) { counts(t, r, 1, 0, 0) }},
+		{name: "snappy header, plain body", method: "POST", path: "/v2/events", body: one, headers: auth(srv, "Content-Encoding", "snappy"), status: 400, code: "invalid_encoding"},
+		{name: "truncated snappy", method: "POST", path: "/v2/events", body: sn(one)[:len(sn(one))/2], headers: auth(srv, "Content-Encoding", "snappy"), status: 400, code: "invalid_encoding"},
+		{name: "snappy shorter than its header says", method: "POST", path: "/v2/events", body: "\xff\x01" + sn(one)[1:], headers: auth(srv, "Content-Encoding", "snappy"), status: 400, code: "invalid_encoding"},
+		{name: "snappy twice", method: "POST", path: "/v2/events", body: sn(sn(one)), headers: auth(srv, "Content-Encoding", "snappy, snappy"), status: 415, code: "unsupported_media_type"},
+		{name: "snappy of JSON that is not a batch", method: "POST", path: "/v2/events", body: sn(`[1]`), headers: auth(srv, "Content-Encoding", "snappy"), status: 400, code: "invalid_json"},
 
 		// Size and count.
 		{name: "plain body over the limit", method: "POST", path: "/v2/events", body: big, headers: auth(srv), status: 413, code: "body_too_large"},
 		{name: "gzip bomb", method: "POST", path: "/v2/events", body: bomb, headers: auth(srv, "Content-Encoding", "gzip"), status: 413, code: "body_too_large"},
 		{name: "compressed body over the limit", method: "POST", path: "/v2/events", body: gz(string(random)), headers: auth(srv, "Content-Encoding", "gzip"), status: 413, code: "body_too_large"},
+		{name: "snappy bomb", method: "POST", path: "/v2/events", body: sn(`{"events":[` + strings.Repeat(" ", 64<<20) + `]}`), headers: auth(srv, "Content-Encoding", "snappy"), status: 413, code: "body_too_large"},
+		{name: "snappy header claiming more than the limit", method: "POST", path: "/v2/events", body: string(binary.AppendUvarint(nil, callsign.MaxBatchBytes+1)) + "x", headers: auth(srv, "Content-Encoding", "snappy"), status: 413, code: "body_too_large"},
+		{name: "snappy body over the limit as sent", method: "POST", path: "/v2/events", body: sn(string(random)), headers: auth(srv, "Content-Encoding", "snappy"), status: 413, code: "body_too_large"},
 		{name: "one event too many", method: "POST", path: "/v2/events", body: batch(over...), headers: auth(srv), status: 413, code: "too_many_events"},
 		{name: "a full batch", method: "POST", path: "/v2/events", body: gz(batch(full...)), headers: auth(srv, "Content-Encoding", "gzip"), status: 200,
 			check: func(t *testing.T, r *response) { counts(t, r, callsign.MaxEventsPerBatch, 0, 0) }},
@@ -358,10 +373,10 @@ func TestIngestErrorScenarios(t *testing.T) {
 		{name: "DELETE", method: "DELETE", path: "/v2/events", status: 405, code: "method_not_allowed"},
 	})
 
-	// None of the refused batches wrote anything: only the full batch and
-	// the allowed-origin event are there.
-	if got := len(e.allEvents("/v2/events?limit=1000", a.secret)); got != callsign.MaxEventsPerBatch+1 {
-		t.Fatalf("%d events stored, want %d", got, callsign.MaxEventsPerBatch+1)
+	// None of the refused batches wrote anything: only the full batch, the
+	// snappy event and the allowed-origin event are there.
+	if got := len(e.allEvents("/v2/events?limit=1000", a.secret)); got != callsign.MaxEventsPerBatch+2 {
+		t.Fatalf("%d events stored, want %d", got, callsign.MaxEventsPerBatch+2)
 	}
 }
 
@@ -620,31 +635,39 @@ func TestNoEventStore(t *testing.T) {
 	})
 }
 
-// TestGzipBombAllocation serves a gzip bomb straight through the handler
-// and checks the bytes allocated: the decompression stops at
-// callsign.MaxBatchBytes.
-func TestGzipBombAllocation(t *testing.T) {
+// TestBombAllocation serves a gzip bomb and a snappy one straight through
+// the handler and checks the bytes allocated: the decompression stops at
+// callsign.MaxBatchBytes (gzip), or is refused from the length the body
+// announces (snappy).
+func TestBombAllocation(t *testing.T) {
 	e := newEnv(t, httpapi.Config{})
 	a := e.createApp("a", "")
 	tok := e.serverToken(a)
-	bomb := gz(`{"events":[` + strings.Repeat(" ", 64<<20) + `]}`) // 64 MiB in about 64 KB
-	serve := func() int {
-		req := httptest.NewRequest("POST", "/v2/events", strings.NewReader(bomb))
-		req.Header.Set("Content-Type", ctJSON)
-		req.Header.Set("Content-Encoding", "gzip")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		w := httptest.NewRecorder()
-		e.api.ServeHTTP(w, req)
-		return w.Code
-	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	code := serve()
-	runtime.ReadMemStats(&after)
-	if code != 413 {
-		t.Fatalf("status %d, want 413", code)
-	}
-	if got := after.TotalAlloc - before.TotalAlloc; got > callsign.MaxBatchBytes+2<<20 {
-		t.Fatalf("a gzip bomb allocated %d bytes; the limit is %d", got, callsign.MaxBatchBytes)
+	huge := `{"events":[` + strings.Repeat(" ", 64<<20) + `]}` // 64 MiB
+	for enc, bomb := range map[string]string{"gzip": gz(huge), "snappy": sn(huge)} {
+		t.Run(enc, func(t *testing.T) {
+			if len(bomb) > httpapi.MaxIngestBody {
+				t.Fatalf("the %s bomb is %d bytes, over the limit as sent: not a bomb", enc, len(bomb))
+			}
+			serve := func() int {
+				req := httptest.NewRequest("POST", "/v2/events", strings.NewReader(bomb))
+				req.Header.Set("Content-Type", ctJSON)
+				req.Header.Set("Content-Encoding", enc)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				w := httptest.NewRecorder()
+				e.api.ServeHTTP(w, req)
+				return w.Code
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			code := serve()
+			runtime.ReadMemStats(&after)
+			if code != 413 {
+				t.Fatalf("status %d, want 413", code)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 2*(callsign.MaxBatchBytes+1)+2<<20 {
+				t.Fatalf("a %s bomb allocated %d bytes; the limit is %d (two buffers for snappy)", enc, got, callsign.MaxBatchBytes)
+			}
+		})
 	}
 }

@@ -82,7 +82,8 @@ type Server struct {
 	perIP  *ratelimit.Limiter
 	ingest *eventLimiter
 	mux    *http.ServeMux
-	// bufs (*[]byte of callsign.MaxBatchBytes+1) and gzips (*gzip.Reader)
+	// bufs (*[]byte of callsign.MaxBatchBytes+1: batches, and snappy bodies
+	// as sent) and gzips (*gzip.Reader)
 	// are reused across ingest requests.
 	bufs, gzips sync.Pool
 }

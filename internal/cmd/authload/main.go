@@ -50,6 +50,7 @@ import (
 	"github.com/callsignhq/callsign/client"
 	"github.com/callsignhq/callsign/replay"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/klauspost/compress/s2"
 )
 
 const secret = "load-test-secret-0123456789abcdef"
@@ -63,6 +64,7 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the serving to this file at SIGTERM")
 	withCapture := flag.Bool("capture", false, "wrap the handler in the capture middleware with a Shipper")
 	collector := flag.String("collector", "discard", "with -capture: discard or count")
+	compression := flag.String("compression", "", "with -capture: the Shipper's compression (snappy, gzip or identity; default snappy)")
 	flag.Parse()
 	var stop []func()
 	if *cpuprofile != "" {
@@ -90,7 +92,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "authload:", err)
 			os.Exit(1)
 		}
-		sh, err = capture.NewShipper(capture.ShipperOptions{Server: url, Tokens: client.StaticToken("load"), Logger: slog.New(slog.DiscardHandler)})
+		sh, err = capture.NewShipper(capture.ShipperOptions{Server: url, Tokens: client.StaticToken("load"), Logger: slog.New(slog.DiscardHandler),
+			Compression: capture.Compression(*compression)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "authload:", err)
 			os.Exit(1)
@@ -134,12 +137,18 @@ func serveCollector(mode string) (string, error) {
 			io.WriteString(w, "ok") // no details: the Shipper counts the whole batch as sent
 			return
 		}
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+		raw, err := io.ReadAll(r.Body)
+		if err == nil {
+			switch r.Header.Get("Content-Encoding") {
+			case "gzip":
+				var zr *gzip.Reader
+				if zr, err = gzip.NewReader(bytes.NewReader(raw)); err == nil {
+					raw, err = io.ReadAll(zr)
+				}
+			case "snappy":
+				raw, err = s2.Decode(nil, raw)
+			}
 		}
-		raw, err := io.ReadAll(zr)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
