@@ -58,24 +58,26 @@ func BenchmarkUpgrade(b *testing.B) {
 }
 
 // BenchmarkIngest measures ingest through the real server on loopback
-// into the embedded store: 1,000-event batches, plain and gzip, from
-// several concurrent clients. An op is one batch; it reports events/s.
-// Bodies are made before the timer starts (gzip ones compressed then too),
+// into the embedded store: 1,000-event batches, plain, gzip and snappy,
+// from several concurrent clients. An op is one batch; it reports
+// events/s. Bodies are made before the timer starts (compressed then too),
 // so the figure is the server's: HTTP, decompression, decoding,
 // validation and the durable append. The rate limit is off.
 func BenchmarkIngest(b *testing.B) {
 	for _, c := range []struct {
 		name    string
-		gzip    bool
+		enc     string // Content-Encoding: "", "gzip" or "snappy"
 		clients int
 		discard bool // the HTTP path alone: a store that keeps nothing
 	}{
-		{"sqlite/plain/clients=1", false, 1, false},
-		{"sqlite/plain/clients=4", false, 4, false},
-		{"sqlite/gzip/clients=4", true, 4, false},
-		{"sqlite/gzip/clients=8", true, 8, false},
-		{"discard/plain/clients=4", false, 4, true},
-		{"discard/gzip/clients=4", true, 4, true},
+		{"sqlite/plain/clients=1", "", 1, false},
+		{"sqlite/plain/clients=4", "", 4, false},
+		{"sqlite/gzip/clients=4", "gzip", 4, false},
+		{"sqlite/gzip/clients=8", "gzip", 8, false},
+		{"sqlite/snappy/clients=4", "snappy", 4, false},
+		{"discard/plain/clients=4", "", 4, true},
+		{"discard/gzip/clients=4", "gzip", 4, true},
+		{"discard/snappy/clients=4", "snappy", 4, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			cfg := httpapi.Config{IngestRatePerApp: -1}
@@ -90,8 +92,11 @@ func BenchmarkIngest(b *testing.B) {
 			for i := range b.N {
 				body := benchBatch(i, time.Now())
 				raw += int64(len(body))
-				if c.gzip {
+				switch c.enc {
+				case "gzip":
 					body = []byte(gz(string(body)))
+				case "snappy":
+					body = []byte(sn(string(body)))
 				}
 				bodies <- body
 			}
@@ -106,8 +111,8 @@ func BenchmarkIngest(b *testing.B) {
 						req, _ := http.NewRequest("POST", e.url+"/v2/events", bytes.NewReader(body))
 						req.Header.Set("Content-Type", ctJSON)
 						req.Header.Set("Authorization", "Bearer "+tok)
-						if c.gzip {
-							req.Header.Set("Content-Encoding", "gzip")
+						if c.enc != "" {
+							req.Header.Set("Content-Encoding", c.enc)
 						}
 						resp, err := client.Do(req)
 						if err != nil {

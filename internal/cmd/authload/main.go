@@ -10,8 +10,10 @@
 // port. The collector either reads each batch and answers at once
 // (-collector discard: what the API's machine pays when the callsign
 // server is elsewhere) or also decompresses it and counts its events
-// (-collector count). On SIGTERM the Shipper's Stats are printed to
-// stderr as JSON.
+// (-collector count). With -collector none there is no Shipper: the
+// events are dropped as the middleware hands them over, which measures the
+// middleware alone. On SIGTERM the Shipper's Stats are printed to stderr
+// as JSON.
 //
 //	authload -mode bare|hmac|jwt|apptoken|reqtoken -addr 127.0.0.1:18090 [-capture]
 //
@@ -36,6 +38,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,7 +66,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the serving to this file until SIGTERM")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the serving to this file at SIGTERM")
 	withCapture := flag.Bool("capture", false, "wrap the handler in the capture middleware with a Shipper")
-	collector := flag.String("collector", "discard", "with -capture: discard or count")
+	collector := flag.String("collector", "discard", "with -capture: discard, count or none (no Shipper: events dropped)")
 	compression := flag.String("compression", "", "with -capture: the Shipper's compression (snappy, gzip or identity; default snappy)")
 	flag.Parse()
 	var stop []func()
@@ -85,14 +88,20 @@ func main() {
 			}
 		})
 	}
-	var sh *capture.Shipper
-	if *withCapture {
+	var sink capture.Sink
+	if *withCapture && *collector == "none" {
+		drop := new(dropSink)
+		sink = drop
+		stop = append(stop, func() {
+			json.NewEncoder(os.Stderr).Encode(map[string]int64{"enqueued": drop.n.Load(), "sent": 0, "dropped_queue_full": 0, "dropped_shutdown": 0, "dropped_invalid": 0})
+		})
+	} else if *withCapture {
 		url, err := serveCollector(*collector)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "authload:", err)
 			os.Exit(1)
 		}
-		sh, err = capture.NewShipper(capture.ShipperOptions{Server: url, Tokens: client.StaticToken("load"), Logger: slog.New(slog.DiscardHandler),
+		sh, err := capture.NewShipper(capture.ShipperOptions{Server: url, Tokens: client.StaticToken("load"), Logger: slog.New(slog.DiscardHandler),
 			Compression: capture.Compression(*compression)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "authload:", err)
@@ -104,6 +113,7 @@ func main() {
 			sh.Close(ctx)
 			json.NewEncoder(os.Stderr).Encode(sh.Stats())
 		})
+		sink = sh
 	}
 	go func() {
 		c := make(chan os.Signal, 1)
@@ -114,7 +124,7 @@ func main() {
 		}
 		os.Exit(0)
 	}()
-	if err := run(*mode, *addr, *tokens, *n, sh); err != nil {
+	if err := run(*mode, *addr, *tokens, *n, sink); err != nil {
 		fmt.Fprintln(os.Stderr, "authload:", err)
 		os.Exit(1)
 	}
@@ -169,7 +179,7 @@ func handler(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"credit_rating":700,"user":%q}`, user)
 }
 
-func run(mode, addr, tokensPath string, n int, sh *capture.Shipper) error {
+func run(mode, addr, tokensPath string, n int, sink capture.Sink) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -268,8 +278,8 @@ func run(mode, addr, tokensPath string, n int, sh *capture.Shipper) error {
 		}
 		h = mw.Handler(h)
 	}
-	if sh != nil {
-		h = capture.New(capture.Options{}, sh).Handler(h)
+	if sink != nil {
+		h = capture.New(capture.Options{}, sink).Handler(h)
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]any{"path": path, "headers": headers})
 	return (&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
@@ -282,3 +292,8 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// dropSink counts the events the middleware hands over and drops them.
+type dropSink struct{ n atomic.Int64 }
+
+func (d *dropSink) Enqueue(*callsign.Event) bool { d.n.Add(1); return true }
