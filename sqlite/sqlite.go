@@ -92,9 +92,35 @@ var (
 	_ callsign.EventStore = (*DB)(nil)
 )
 
+// Errors of Open about the store's schema version.
+var (
+	// ErrSchemaNewer: the store was migrated by a newer callsign, whose
+	// schema this one does not know. Upgrade callsign.
+	ErrSchemaNewer = errors.New("sqlite: the store's schema is newer than this callsign knows")
+	// ErrMigrationsPending: with WithoutMigrations, the store's schema is
+	// older than this package's.
+	ErrMigrationsPending = errors.New("sqlite: the store's schema needs migrating")
+)
+
+// Option configures Open.
+type Option func(*openOptions)
+
+type openOptions struct{ noMigrate bool }
+
+// WithoutMigrations makes Open refuse, with ErrMigrationsPending, a store
+// whose schema is older than this package's instead of migrating it: for a
+// process sharing the directory with a running server, which may be an
+// older version that does not know the new schema.
+func WithoutMigrations() Option { return func(o *openOptions) { o.noMigrate = true } }
+
 // Open opens (creating if needed) the store in directory dir and applies
-// pending migrations.
-func Open(ctx context.Context, dir string) (*DB, error) {
+// pending migrations (unless WithoutMigrations). It refuses a store whose
+// schema is newer than it knows (ErrSchemaNewer).
+func Open(ctx context.Context, dir string, opts ...Option) (*DB, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if dir == "" {
 		return nil, errors.New("sqlite: no data directory given")
 	}
@@ -134,7 +160,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 
 	db := &DB{w: w, r: r, path: path}
 	db.bgCtx, db.bgStop = context.WithCancel(context.WithoutCancel(ctx))
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrate(ctx, o.noMigrate); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -194,18 +220,33 @@ func (db *DB) Close() error {
 }
 
 // migrate applies, in one transaction each, the embedded migrations newer
-// than the database's user_version.
-func (db *DB) migrate(ctx context.Context) error {
+// than the database's user_version; with check only, it fails instead when
+// there are any.
+func (db *DB) migrate(ctx context.Context, checkOnly bool) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		v, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
-		if err != nil {
+	versions := make([]int, len(names))
+	for i, name := range names {
+		if versions[i], err = strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0]); err != nil {
 			return fmt.Errorf("sqlite: migration %s: bad name", name)
 		}
+	}
+	latest := versions[len(versions)-1]
+	var cur int
+	if err := db.r.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+		return fmt.Errorf("sqlite: read the schema version: %w", err)
+	}
+	switch {
+	case cur > latest:
+		return fmt.Errorf("%w: %s is at schema version %d; this callsign knows up to %d: upgrade callsign", ErrSchemaNewer, db.path, cur, latest)
+	case cur < latest && checkOnly:
+		return fmt.Errorf("%w: %s is at schema version %d; this callsign needs %d", ErrMigrationsPending, db.path, cur, latest)
+	}
+	for i, name := range names {
+		v := versions[i]
 		body, err := migrations.ReadFile(name)
 		if err != nil {
 			return err

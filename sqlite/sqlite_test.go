@@ -949,3 +949,59 @@ func TestTwoHandles(t *testing.T) {
 		}
 	})
 }
+
+// Open refuses a store migrated by a newer callsign, and with
+// WithoutMigrations one that needs migrating; a current store opens either
+// way.
+func TestOpenSchemaVersion(t *testing.T) {
+	ctx := t.Context()
+
+	fresh := t.TempDir()
+	if db, err := sqlite.Open(ctx, fresh, sqlite.WithoutMigrations()); !errors.Is(err, sqlite.ErrMigrationsPending) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("WithoutMigrations on a new directory: %v, want ErrMigrationsPending", err)
+	}
+
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = sqlite.Open(ctx, dir, sqlite.WithoutMigrations())
+	if err != nil {
+		t.Fatalf("WithoutMigrations on a current store: %v", err)
+	}
+	db.Close()
+
+	var cur int
+	c := side(t, dir)
+	if err := c.QueryRow("PRAGMA user_version").Scan(&cur); err != nil || cur < 1 {
+		t.Fatalf("user_version %d, %v", cur, err)
+	}
+	for _, tt := range []struct {
+		name    string
+		version int
+		opts    []sqlite.Option
+		want    error
+	}{
+		{"newer", cur + 1, nil, sqlite.ErrSchemaNewer},
+		{"newer, without migrations", cur + 1, []sqlite.Option{sqlite.WithoutMigrations()}, sqlite.ErrSchemaNewer},
+		{"older, without migrations", cur - 1, []sqlite.Option{sqlite.WithoutMigrations()}, sqlite.ErrMigrationsPending},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := c.Exec(fmt.Sprintf("PRAGMA user_version = %d", tt.version)); err != nil {
+				t.Fatal(err)
+			}
+			db, err := sqlite.Open(ctx, dir, tt.opts...)
+			if db != nil {
+				db.Close()
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Open = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}

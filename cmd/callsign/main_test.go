@@ -8,6 +8,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/auth/apptoken"
+	"github.com/callsignhq/callsign/sqlite"
 )
 
 // bin is the callsign binary TestMain builds.
@@ -976,6 +979,45 @@ func TestStoreURLRefused(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// While a server runs on a data directory, a CLI command does not migrate
+// the store under it (the server may be an older version): it asks for the
+// server to be stopped. Any command refuses a store migrated by a newer
+// callsign.
+func TestCLIDoesNotMigrateUnderARunningServer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	h.start(dir, "")
+	h.run(nil, "admin", "tokens", "list", "--data", dir).ok(t) // current schema: fine
+
+	c, err := sql.Open("sqlite", "file:"+(&url.URL{Path: filepath.Join(dir, sqlite.FileName)}).EscapedPath()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var cur int
+	if err := c.QueryRow("PRAGMA user_version").Scan(&cur); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		version int
+		want    string
+	}{
+		{"older: a newer CLI beside an older server", cur - 1, "stop it and run this again"},
+		{"newer: an older CLI", cur + 1, "upgrade callsign"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := c.Exec(fmt.Sprintf("PRAGMA user_version = %d", tt.version)); err != nil {
+				t.Fatal(err)
+			}
+			if line := h.run(nil, "admin", "tokens", "list", "--data", dir).failed(t); !strings.Contains(line, tt.want) {
+				t.Errorf("error line %q does not say %q", line, tt.want)
+			}
+		})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/httpapi"
+	"github.com/callsignhq/callsign/internal/flock"
 	"github.com/callsignhq/callsign/keyring"
 	"github.com/callsignhq/callsign/sqlite"
 	"github.com/spf13/cobra"
@@ -64,8 +65,32 @@ Stop with SIGINT or SIGTERM: in-flight requests finish first.`,
 	return cmd
 }
 
-// openStore opens the store named by storeURL, or the embedded one in dir.
+// openStore opens the store named by storeURL, or the embedded one in dir,
+// for a command other than serve. While a server runs on dir (it holds
+// serve.lock), the embedded store is not migrated: that server may be an
+// older version, which the new schema would break; the command asks for
+// the server to be stopped instead.
 func openStore(ctx context.Context, storeURL, dir string) (callsign.Store, error) {
+	if storeURL != "" {
+		return openStoreServing(ctx, storeURL, dir)
+	}
+	f, err := flock.TryLock(filepath.Join(dir, "serve.lock"))
+	switch {
+	case errors.Is(err, flock.ErrLocked):
+		db, err := sqlite.Open(ctx, dir, sqlite.WithoutMigrations())
+		if errors.Is(err, sqlite.ErrMigrationsPending) {
+			return nil, fmt.Errorf("%w: a callsign serve is running on %s; stop it and run this again (or start this version's callsign serve, which migrates the store)", err, dir)
+		}
+		return db, err
+	case err == nil && f != nil:
+		f.Close() // no server: this command may migrate
+	}
+	return sqlite.Open(ctx, dir)
+}
+
+// openStoreServing opens the store named by storeURL, or the embedded one
+// in dir (which serve has locked), migrating it.
+func openStoreServing(ctx context.Context, storeURL, dir string) (callsign.Store, error) {
 	if storeURL == "" {
 		return sqlite.Open(ctx, dir)
 	}
@@ -123,7 +148,7 @@ func serve(ctx context.Context, f *serveFlags) error {
 			defer lock.Close()
 		}
 	}
-	store, err := openStore(ctx, f.store, f.data)
+	store, err := openStoreServing(ctx, f.store, f.data)
 	if err != nil {
 		return err
 	}
