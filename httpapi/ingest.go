@@ -21,9 +21,11 @@ import (
 
 // Limits of ingest beyond those of package callsign.
 const (
-	// MaxIngestBody bounds an ingest body as sent, compressed or not;
-	// callsign.MaxBatchBytes bounds it decompressed.
-	MaxIngestBody = callsign.MaxBatchBytes
+	// MaxIngestBody bounds an ingest body as sent: callsign.MaxBatchBytes
+	// plus what snappy adds, at worst, to a batch that does not compress
+	// (32 + n/6 bytes; gzip adds less). callsign.MaxBatchBytes bounds the
+	// batch decompressed.
+	MaxIngestBody = callsign.MaxBatchBytes + callsign.MaxBatchBytes/6 + 32
 	// MaxEventFutureSkew is how far ahead of the server's clock an event's
 	// time may be (client clocks drift; a time further ahead is a bug that
 	// would sit on top of every "latest" listing).
@@ -199,10 +201,10 @@ func (ks keySet) PublicKey(kid string) (ed25519.PublicKey, bool) {
 
 // readBatch reads the body into a pooled buffer of at most
 // callsign.MaxBatchBytes, decompressing gzip or snappy (the block format,
-// as Prometheus remote write sends it): a gzip bomb stops at the limit,
-// having allocated no more than the buffer, and a snappy body whose
-// header claims more is refused before it is decoded. release returns the
-// buffers.
+// as Prometheus remote write sends it; S2 blocks decode too): a gzip bomb
+// stops at the limit, having allocated no more than the buffer, and a
+// snappy body whose header claims more is refused before it is decoded.
+// release returns the buffers.
 func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -218,15 +220,24 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte,
 	default:
 		return nil, nil, callsign.Errorf(callsign.EUnsupportedMedia, "The Content-Encoding %q is not supported: send gzip, snappy or nothing.", truncate(enc, 40))
 	}
-	var src io.Reader = http.MaxBytesReader(w, r.Body, MaxIngestBody)
+	sent := &sentReader{r: http.MaxBytesReader(w, r.Body, MaxIngestBody)}
+	var src io.Reader = sent
 	var zr *gzip.Reader
+	// failed classifies err, from reading or decoding the body.
+	failed := func(err error) error {
+		if sent.err != nil { // the body did not arrive whole, or is too large as sent
+			return bodyError(sent.err, "")
+		}
+		return bodyError(err, enc)
+	}
 	if enc == "gzip" {
 		zr, _ = s.gzips.Get().(*gzip.Reader)
 		if zr == nil {
 			zr = new(gzip.Reader)
 		}
 		if err := zr.Reset(src); err != nil {
-			return nil, nil, bodyError(err, enc)
+			s.gzips.Put(zr)
+			return nil, nil, failed(err)
 		}
 		src = zr
 	}
@@ -241,42 +252,60 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte,
 			s.gzips.Put(zr)
 		}
 	}
-	dst := buf
+	tooLarge := callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes, once decompressed.", callsign.MaxBatchBytes)
 	if enc == "snappy" {
 		raw = s.getBuf()
-		dst = raw
-	}
-	b, err := readAtMost(src, (*dst)[:0], callsign.MaxBatchBytes)
-	*dst = b
-	if err != nil {
-		release()
-		if errors.Is(err, errTooLarge) {
-			return nil, nil, callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes once decompressed.", callsign.MaxBatchBytes)
+		b, err := readAtMost(src, (*raw)[:0], MaxIngestBody)
+		*raw = b
+		if err != nil {
+			release()
+			if errors.Is(err, errTooLarge) {
+				return nil, nil, bodyError(&http.MaxBytesError{Limit: MaxIngestBody}, "")
+			}
+			return nil, nil, failed(err)
 		}
-		if zr == nil {
-			enc = "" // the body as sent did not arrive whole
-		}
-		return nil, nil, bodyError(err, enc)
-	}
-	if enc == "snappy" {
 		n, err := s2.DecodedLen(b)
 		switch {
 		case err != nil:
 			release()
-			return nil, nil, bodyError(err, "snappy")
+			return nil, nil, failed(err)
 		case n > callsign.MaxBatchBytes:
 			release()
-			return nil, nil, callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes once decompressed.", callsign.MaxBatchBytes)
+			return nil, nil, tooLarge
 		}
 		out, err := s2.Decode((*buf)[:n], b)
 		if err != nil {
 			release()
-			return nil, nil, bodyError(err, "snappy")
+			return nil, nil, failed(err)
 		}
-		b = out
+		*buf = out
+		return out, release, nil
 	}
+	b, err := readAtMost(src, (*buf)[:0], callsign.MaxBatchBytes)
 	*buf = b
+	if err != nil {
+		release()
+		if errors.Is(err, errTooLarge) {
+			return nil, nil, tooLarge
+		}
+		return nil, nil, failed(err)
+	}
 	return b, release, nil
+}
+
+// sentReader reads the body as sent and keeps the error that stopped it
+// (not io.EOF): a body cut short is not a bad encoding.
+type sentReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sentReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // errTooLarge is readAtMost's error for a body over its limit.
@@ -300,13 +329,13 @@ func readAtMost(src io.Reader, b []byte, max int) ([]byte, error) {
 	}
 }
 
-// getBuf returns a pooled buffer with room for callsign.MaxBatchBytes+1
-// bytes; putBuf returns it.
+// getBuf returns a pooled buffer with room for MaxIngestBody+1 bytes;
+// putBuf returns it.
 func (s *Server) getBuf() *[]byte {
 	if buf, _ := s.bufs.Get().(*[]byte); buf != nil {
 		return buf
 	}
-	b := make([]byte, 0, callsign.MaxBatchBytes+1)
+	b := make([]byte, 0, MaxIngestBody+1)
 	return &b
 }
 

@@ -82,7 +82,7 @@ type Server struct {
 	perIP  *ratelimit.Limiter
 	ingest *eventLimiter
 	mux    *http.ServeMux
-	// bufs (*[]byte of callsign.MaxBatchBytes+1: batches, and snappy bodies
+	// bufs (*[]byte of MaxIngestBody+1: batches, and snappy bodies
 	// as sent) and gzips (*gzip.Reader)
 	// are reused across ingest requests.
 	bufs, gzips sync.Pool
