@@ -257,7 +257,7 @@ carries, and whether they match. Use it on both sides of a failing call.`,
 			}
 			p, err := hmacsig.ParseAuthorization(r.Header.Get("Authorization"))
 			if err != nil {
-				return fmt.Errorf("Authorization: %v", err)
+				return fmt.Errorf("the Authorization header: %v", err)
 			}
 			sorted := append([]string(nil), signedHeaders...)
 			sort.Strings(sorted)
