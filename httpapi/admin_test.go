@@ -1,12 +1,15 @@
 package httpapi_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/callsignhq/callsign"
 	"github.com/callsignhq/callsign/httpapi"
+	"github.com/callsignhq/callsign/sqlite"
 )
 
 func TestAdminScenarios(t *testing.T) {
@@ -169,5 +172,48 @@ func TestRequestID(t *testing.T) {
 				t.Fatalf("request id %q not in the logs", got)
 			}
 		})
+	}
+}
+
+// failingEvents is a real event store whose BackgroundErr the test sets.
+type failingEvents struct {
+	callsign.EventStore
+	err atomic.Pointer[error]
+}
+
+func (f *failingEvents) BackgroundErr() error {
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// GET /healthz says "degraded" while the event store's background work
+// fails, without the error's text (which may name files), and "ok" again
+// once it is well.
+func TestHealthzDegraded(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	events := &failingEvents{EventStore: store}
+	e := newEnv(t, httpapi.Config{Events: events})
+
+	if r := e.do("GET", "/healthz", ""); r.status != 200 || r.str("status") != "ok" {
+		t.Fatalf("healthy: %d %s", r.status, r.raw)
+	}
+	failure := errors.New("sqlite: aggregating events into rollups has been failing since 2026-11-24T08:00:00Z: disk I/O error in /srv/secret/path")
+	events.err.Store(&failure)
+	r := e.do("GET", "/healthz", "")
+	if r.status != 200 || r.str("status") != "degraded" || !strings.Contains(string(r.raw), "background work of the event store is failing") {
+		t.Fatalf("failing: %d %s", r.status, r.raw)
+	}
+	if strings.Contains(string(r.raw), "/srv/secret") {
+		t.Errorf("healthz shows the error's details: %s", r.raw)
+	}
+	events.err.Store(nil)
+	if r := e.do("GET", "/healthz", ""); r.status != 200 || r.str("status") != "ok" {
+		t.Fatalf("well again: %d %s", r.status, r.raw)
 	}
 }

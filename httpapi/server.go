@@ -369,9 +369,27 @@ func retryAfter(w http.ResponseWriter, d time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 }
 
+// BackgroundErrer is an event store with background work (aggregation,
+// filters) that can fail while the store goes on serving, such as
+// *sqlite.DB.
+type BackgroundErrer interface {
+	// BackgroundErr describes the background work failing now; nil when
+	// all is well.
+	BackgroundErr() error
+}
+
+// healthz answers 200 {"status":"ok"} when the server can sign tokens,
+// and 200 {"status":"degraded", "problems": [...]} when it serves but
+// background work of the event store fails (the details, which may name
+// files, are in the server's log, not in this unauthenticated answer).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.keys.Signer(r.Context()); err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if bg, ok := s.events.(BackgroundErrer); ok && bg.BackgroundErr() != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded",
+			"problems": []string{"background work of the event store is failing: the server log says what and since when"}})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -342,3 +342,46 @@ func TestRollupDeletesStopStaleWrites(t *testing.T) {
 		t.Errorf("minute rollup count %v after the deletion and e3; want 1 (e3 alone)", c)
 	}
 }
+
+// BackgroundErr reports the background aggregation while it fails, and
+// clears once it succeeds again.
+func TestBackgroundErr(t *testing.T) {
+	ctx := t.Context()
+	db := openTestDB(t)
+	if err := db.BackgroundErr(); err != nil {
+		t.Fatalf("a new store reports %v", err)
+	}
+	if _, err := db.w.ExecContext(ctx, `CREATE TRIGGER fail_rollups BEFORE INSERT ON event_rollups_route BEGIN SELECT RAISE(ABORT, 'rollups refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Minute)
+	if _, err := db.AppendEvents(ctx, []*callsign.Event{{AppID: "a", ID: "e1", Time: t0, Method: "GET", Route: "/x", Status: 200}}); err != nil {
+		t.Fatal(err)
+	}
+	// until reports whether ok() became true within 10 s, kicking the
+	// roller meanwhile.
+	until := func(ok func(error) bool) error {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := db.BackgroundErr()
+			if ok(err) || time.Now().After(deadline) {
+				return err
+			}
+			select {
+			case db.roll.kick <- struct{}{}:
+			default:
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	err := until(func(err error) bool { return err != nil })
+	if err == nil || !strings.Contains(err.Error(), "aggregating events into rollups has been failing since") || !strings.Contains(err.Error(), "rollups refused by the test") {
+		t.Fatalf("BackgroundErr while the aggregation fails = %v", err)
+	}
+	if _, err := db.w.ExecContext(ctx, `DROP TRIGGER fail_rollups`); err != nil {
+		t.Fatal(err)
+	}
+	if err := until(func(err error) bool { return err == nil }); err != nil {
+		t.Fatalf("BackgroundErr after the aggregation succeeded again = %v", err)
+	}
+}

@@ -100,9 +100,11 @@ func (db *DB) startRoller(ctx context.Context) error {
 			// events are durable, and queries that need them aggregate
 			// themselves, and report the failure.
 			if err := db.rollUp(ctx, 1, rollupChunk); err != nil && ctx.Err() == nil {
+				db.setFailing(&db.failing.rollup, err)
 				wait = time.Now().Add(backoff)
 				backoff = min(2*backoff, time.Minute)
-			} else {
+			} else if err == nil {
+				db.setFailing(&db.failing.rollup, nil)
 				backoff = time.Second
 			}
 		}

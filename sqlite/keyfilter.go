@@ -183,7 +183,9 @@ func (db *DB) rebuildStoredFilter() {
 	db.keys.mu.Unlock()
 	db.bg.Go(func() {
 		// On failure the filter stays not ready: every key is looked up.
-		_ = db.buildStoredFilter(db.bgCtx, gen)
+		if err := db.buildStoredFilter(db.bgCtx, gen); db.bgCtx.Err() == nil {
+			db.setFailing(&db.failing.filter, err)
+		}
 	})
 }
 

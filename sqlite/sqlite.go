@@ -85,6 +85,53 @@ type DB struct {
 	bgCtx  context.Context
 	bgStop context.CancelFunc
 	bg     sync.WaitGroup
+	// The background work failing now, for BackgroundErr.
+	failing struct {
+		mu             sync.Mutex
+		rollup, filter *bgFailure
+	}
+}
+
+// bgFailure is a background job's failure: since when, the last error.
+type bgFailure struct {
+	since time.Time
+	err   error
+}
+
+// setFailing records the outcome of a run of a background job: err
+// (nil: it succeeded, and is well again).
+func (db *DB) setFailing(job **bgFailure, err error) {
+	db.failing.mu.Lock()
+	defer db.failing.mu.Unlock()
+	switch {
+	case err == nil:
+		*job = nil
+	case *job == nil:
+		*job = &bgFailure{since: time.Now(), err: err}
+	default:
+		(*job).err = err
+	}
+}
+
+// BackgroundErr reports the background work of the store that is failing
+// now, with the last error and since when, or nil when all is well: the
+// aggregation of events into rollups (retried with backoff; events stay
+// durable and queries aggregate what they need themselves) and the filter
+// of stored event keys (until it is built, appends look every key up in
+// SQL, which is slower).
+func (db *DB) BackgroundErr() error {
+	db.failing.mu.Lock()
+	defer db.failing.mu.Unlock()
+	var errs []error
+	for _, f := range []struct {
+		what string
+		f    *bgFailure
+	}{{"aggregating events into rollups", db.failing.rollup}, {"building the filter of stored event keys", db.failing.filter}} {
+		if f.f != nil {
+			errs = append(errs, fmt.Errorf("sqlite: %s has been failing since %s: %w", f.what, f.f.since.UTC().Format(time.RFC3339), f.f.err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var (

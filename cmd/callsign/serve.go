@@ -182,11 +182,17 @@ func serve(ctx context.Context, f *serveFlags) error {
 		defer close(retentionDone)
 		api.RunRetention(jobs, min(10*time.Second, f.retentionEvery), f.retentionEvery)
 	}()
-	// Before the store closes (deferred above): stop the job and wait for
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		watchBackground(jobs, events, log, 10*time.Second)
+	}()
+	// Before the store closes (deferred above): stop the jobs and wait for
 	// a run in progress.
 	defer func() {
 		stopJobs()
 		<-retentionDone
+		<-watchDone
 	}()
 	srv := &http.Server{
 		Handler:           api,
@@ -213,6 +219,39 @@ func serve(ctx context.Context, f *serveFlags) error {
 		return err
 	}
 	return nil
+}
+
+// watchBackground logs, every interval until ctx ends, the background
+// work of the event store that is failing (when it has any, as
+// *sqlite.DB), when that changes: an error when it starts or changes, info
+// when it is well again. GET /healthz says "degraded" meanwhile.
+func watchBackground(ctx context.Context, events callsign.EventStore, log *slog.Logger, interval time.Duration) {
+	bg, ok := events.(httpapi.BackgroundErrer)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := ""
+		if err := bg.BackgroundErr(); err != nil {
+			now = err.Error()
+		}
+		switch {
+		case now == last:
+		case now != "":
+			log.Error("event store background work failing", "error", now)
+		default:
+			log.Info("event store background work well again")
+		}
+		last = now
+	}
 }
 
 // defaultIssuer is http://HOST:PORT of the listener, with 127.0.0.1 for an
