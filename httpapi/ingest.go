@@ -252,7 +252,6 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte,
 			s.gzips.Put(zr)
 		}
 	}
-	tooLarge := callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes, once decompressed.", callsign.MaxBatchBytes)
 	if enc == "snappy" {
 		raw = s.getBuf()
 		b, err := readAtMost(src, (*raw)[:0], MaxIngestBody)
@@ -271,7 +270,7 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte,
 			return nil, nil, failed(err)
 		case n > callsign.MaxBatchBytes:
 			release()
-			return nil, nil, tooLarge
+			return nil, nil, errBatchTooLarge()
 		}
 		out, err := s2.Decode((*buf)[:n], b)
 		if err != nil {
@@ -286,11 +285,17 @@ func (s *Server) readBatch(w http.ResponseWriter, r *http.Request) (body []byte,
 	if err != nil {
 		release()
 		if errors.Is(err, errTooLarge) {
-			return nil, nil, tooLarge
+			return nil, nil, errBatchTooLarge()
 		}
 		return nil, nil, failed(err)
 	}
 	return b, release, nil
+}
+
+// errBatchTooLarge is the refusal of a batch over callsign.MaxBatchBytes
+// once decompressed.
+func errBatchTooLarge() error {
+	return callsign.Errorf(callsign.EBodyTooLarge, "The batch is larger than %d bytes, once decompressed.", callsign.MaxBatchBytes)
 }
 
 // sentReader reads the body as sent and keeps the error that stopped it
