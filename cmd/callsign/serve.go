@@ -74,7 +74,7 @@ func openStore(ctx context.Context, storeURL, dir string) (callsign.Store, error
 	if storeURL != "" {
 		return openStoreServing(ctx, storeURL, dir)
 	}
-	f, err := flock.TryLock(filepath.Join(dir, "serve.lock"))
+	f, err := flock.TryLock(filepath.Join(dir, serveLock))
 	switch {
 	case errors.Is(err, flock.ErrLocked):
 		db, err := sqlite.Open(ctx, dir, sqlite.WithoutMigrations())
